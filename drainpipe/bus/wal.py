@@ -1,0 +1,264 @@
+"""The embedded bus's storage: one segmented, CRC-checked, append-only write-ahead log.
+
+All topic-partitions share one log so that a group commit costs one fdatasync however
+many partitions a batch touches (a per-partition file costs one fsync each: measured
+~0.35 ms apiece here). Every record carries its topic, partition and per-partition
+offset, so readers see Kafka's model: offsets count messages of one partition.
+
+Record layout (little-endian):
+    u32 crc32(body) | u32 len(body) | body
+    body = u16 len(topic) | u16 partition | i64 offset | u32 len(key) | topic | key | value
+
+Segments are named by the global byte position of their first record and roll at
+`segment_bytes`. On open, every segment is scanned: a torn record at the end of the last
+segment (a crash mid-write, never acknowledged) is cut off; damage anywhere else stops
+the open with an error naming the file and byte, because acknowledged data is there.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import os
+import struct
+import threading
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from drainpipe.bus import Message, TopicPartition
+
+log = logging.getLogger(__name__)
+
+HEAD = struct.Struct("<II")
+BODY = struct.Struct("<HHqI")
+SEGMENT_BYTES = 64 * 1024 * 1024
+INDEX_EVERY_BYTES = 256 * 1024
+READ_CHUNK = 4 * 1024 * 1024
+
+
+class CorruptLog(Exception):
+    pass
+
+
+def encode(topic: str, partition: int, offset: int, key: bytes, value: bytes) -> bytes:
+    t = topic.encode()
+    body = b"".join((BODY.pack(len(t), partition, offset, len(key)), t, key, value))
+    return HEAD.pack(zlib.crc32(body), len(body)) + body
+
+
+def decode(buf: bytes | memoryview, pos: int) -> tuple[Message, int] | None:
+    """The record at pos and the position after it; None if buf holds no whole valid one."""
+    if pos + HEAD.size > len(buf):
+        return None
+    crc, size = HEAD.unpack_from(buf, pos)
+    start = pos + HEAD.size
+    end = start + size
+    if end > len(buf) or size < BODY.size:
+        return None
+    body = bytes(buf[start:end])
+    if zlib.crc32(body) != crc:
+        return None
+    tlen, partition, offset, klen = BODY.unpack_from(body, 0)
+    t0 = BODY.size
+    topic = body[t0 : t0 + tlen].decode()
+    key = body[t0 + tlen : t0 + tlen + klen]
+    value = body[t0 + tlen + klen :]
+    return Message(topic, partition, offset, key, value), end
+
+
+@dataclass
+class Segment:
+    base: int  # global position of its first byte
+    path: Path
+    size: int
+
+    @property
+    def end(self) -> int:
+        return self.base + self.size
+
+
+class Wal:
+    """Appends (one writer thread) and reads (any thread) of the shared log."""
+
+    def __init__(self, directory: Path, segment_bytes: int = SEGMENT_BYTES) -> None:
+        self.dir = directory
+        self.segment_bytes = segment_bytes
+        directory.mkdir(parents=True, exist_ok=True)
+        self.segments: list[Segment] = []
+        self.next_offsets: dict[TopicPartition, int] = {}
+        self._index: dict[TopicPartition, tuple[list[int], list[int]]] = {}
+        self._last_indexed: dict[TopicPartition, int] = {}
+        self._lock = threading.Lock()
+        self._recover()
+        last = self.segments[-1]
+        self._fd = os.open(last.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self.end = last.end  # durable end: readers never read past it
+
+    # -- recovery ---------------------------------------------------------------------
+    def _recover(self) -> None:
+        paths = sorted(self.dir.glob("*.wal"))
+        if not paths:
+            path = self.dir / f"{0:020d}.wal"
+            path.touch()
+            self._fsync_dir()
+            self.segments.append(Segment(0, path, 0))
+            return
+        for i, path in enumerate(paths):
+            base = int(path.stem)
+            size = path.stat().st_size
+            seg = Segment(base, path, size)
+            good = self._scan(seg)
+            if good < size:
+                if i != len(paths) - 1:
+                    raise CorruptLog(
+                        f"{path}: record at byte {good} is damaged and later segments exist; "
+                        f"acknowledged data may be affected. Move {path} and later segments "
+                        "aside to start without them."
+                    )
+                log.warning(
+                    "wal.torn_tail_truncated",
+                    extra={"path": str(path), "at_byte": good, "bytes_cut": size - good},
+                )
+                with open(path, "r+b") as f:
+                    f.truncate(good)
+                    os.fsync(f.fileno())
+                seg.size = good
+            self.segments.append(seg)
+
+    def _scan(self, seg: Segment) -> int:
+        """Index every record of seg; return the size of its valid prefix."""
+        pos = 0
+        for msg, at, nxt in self._iter_file(seg.path, 0, seg.size):
+            self._note(msg.topic, msg.partition, msg.offset, seg.base + at)
+            pos = nxt
+        return pos
+
+    @staticmethod
+    def _iter_file(path: Path, start: int, stop: int) -> Iterator[tuple[Message, int, int]]:
+        with open(path, "rb") as f:
+            f.seek(start)
+            buf = b""
+            base = start
+            while base + len(buf) < stop or buf:
+                chunk = f.read(min(READ_CHUNK, stop - base - len(buf)))
+                buf += chunk
+                pos = 0
+                while True:
+                    got = decode(buf, pos)
+                    if got is None:
+                        break
+                    msg, nxt = got
+                    yield msg, base + pos, base + nxt
+                    pos = nxt
+                buf = buf[pos:]
+                base += pos
+                if not chunk:
+                    return
+
+    def _note(self, topic: str, partition: int, offset: int, pos: int) -> None:
+        tp = (topic, partition)
+        self.next_offsets[tp] = offset + 1
+        last = self._last_indexed.get(tp)
+        if last is None or pos - last >= INDEX_EVERY_BYTES:
+            offs, poss = self._index.setdefault(tp, ([], []))
+            offs.append(offset)
+            poss.append(pos)
+            self._last_indexed[tp] = pos
+
+    def _fsync_dir(self) -> None:
+        fd = os.open(self.dir, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    # -- writing (one thread) ---------------------------------------------------------
+    def assign(self, tp: TopicPartition) -> int:
+        """Next offset of tp; the caller must append it (the writer owns offsets)."""
+        off = self.next_offsets.get(tp, 0)
+        self.next_offsets[tp] = off + 1
+        return off
+
+    def append(self, records: list[tuple[TopicPartition, int, bytes]]) -> None:
+        """Write encoded records and fdatasync; on failure nothing of them stays."""
+        seg = self.segments[-1]
+        if seg.size >= self.segment_bytes:
+            seg = self._roll()
+        data = b"".join(r[2] for r in records)
+        try:
+            view = memoryview(data)
+            while view:
+                n = os.write(self._fd, view)
+                view = view[n:]
+            os.fdatasync(self._fd)
+        except OSError:
+            os.ftruncate(self._fd, seg.size)
+            for tp, offset, _ in records:
+                if self.next_offsets.get(tp, 0) > offset:
+                    self.next_offsets[tp] = offset
+            raise
+        pos = seg.end
+        for (tp, offset, raw) in records:
+            self._note(tp[0], tp[1], offset, pos)
+            pos += len(raw)
+        seg.size += len(data)
+        self.end = seg.end
+
+    def _roll(self) -> Segment:
+        base = self.segments[-1].end
+        path = self.dir / f"{base:020d}.wal"
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._fsync_dir()
+        os.close(self._fd)
+        self._fd = fd
+        seg = Segment(base, path, 0)
+        with self._lock:
+            self.segments.append(seg)
+        return seg
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+    # -- reading (any thread) ---------------------------------------------------------
+    def locate(self, tp: TopicPartition, offset: int) -> int:
+        """A global position at or before the record (tp, offset)."""
+        offs, poss = self._index.get(tp, ([], []))
+        i = bisect.bisect_right(offs, offset) - 1
+        with self._lock:
+            first = self.segments[0].base
+        return max(poss[i], first) if i >= 0 else first
+
+    def read(self, pos: int, max_bytes: int = READ_CHUNK) -> tuple[list[Message], int]:
+        """Whole records from pos, up to the durable end; and where to read next."""
+        end = self.end
+        if pos >= end:
+            return [], pos
+        with self._lock:
+            bases = [s.base for s in self.segments]
+            i = bisect.bisect_right(bases, pos) - 1
+            seg = self.segments[max(i, 0)]
+        if pos < seg.base:
+            pos = seg.base
+        stop = min(seg.end, end, pos + max_bytes)
+        with open(seg.path, "rb") as f:
+            f.seek(pos - seg.base)
+            buf = f.read(stop - pos)
+        out: list[Message] = []
+        at = 0
+        while True:
+            got = decode(buf, at)
+            if got is None:
+                break
+            out.append(got[0])
+            at = got[1]
+        if at == 0 and buf:
+            (_, size) = HEAD.unpack_from(buf, 0)
+            if HEAD.size + size > len(buf) and pos + HEAD.size + size <= end:
+                return self.read(pos, HEAD.size + size)  # one record longer than the chunk
+            raise CorruptLog(f"{seg.path}: damaged record at byte {pos - seg.base}")
+        nxt = pos + at
+        if at == len(buf) and nxt == seg.end and seg is not self.segments[-1]:
+            nxt = seg.end  # next segment starts here
+        return out, nxt

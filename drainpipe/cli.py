@@ -1,0 +1,94 @@
+"""Command line: `drainpipe up`, `drainpipe apps create|list`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from drainpipe import logs
+from drainpipe.apps import AppError, AppRegistry
+from drainpipe.config import Config, ConfigError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="drainpipe", description="Heroku-grade metrics from Logplex HTTPS log drains."
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", help="run every stage in one process on the embedded store")
+    up.add_argument("--data-dir", type=Path, help="where the bus and store live (./data)")
+    up.add_argument("--host", help="address to listen on (127.0.0.1)")
+    up.add_argument("--port", type=int, help="port to listen on (5000, or $PORT)")
+    up.add_argument("--partitions", type=int, help="bus partitions, fixed at creation (8)")
+    up.add_argument("--flush-interval", type=float, dest="flush_interval_s",
+                    help="seconds a changed minute waits before it is flushed (1.0)")
+    up.add_argument("--log-level", default="INFO")
+
+    apps = sub.add_parser("apps", help="manage apps and their credentials")
+    apps_sub = apps.add_subparsers(dest="apps_command", required=True)
+    create = apps_sub.add_parser("create", help="create an app; prints its credentials once")
+    create.add_argument("name")
+    create.add_argument("--data-dir", type=Path)
+    create.add_argument("--url", default=None,
+                        help="public base URL of drainpipe for the drain_url (http://127.0.0.1:5000)")
+    lst = apps_sub.add_parser("list", help="list apps")
+    lst.add_argument("--data-dir", type=Path)
+    return p
+
+
+def _drain_url(base: str, secret: str) -> str:
+    parts = urlsplit(base)
+    netloc = f"drain:{secret}@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme or "http", netloc, parts.path.rstrip("/") + "/logs", "", ""))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "up":
+            logs.setup(args.log_level)
+            config = Config.from_env(
+                os.environ,
+                data_dir=args.data_dir,
+                host=args.host,
+                port=args.port,
+                partitions=args.partitions,
+                flush_interval_s=args.flush_interval_s,
+            )
+            from drainpipe.server import serve
+
+            serve(config)
+            return 0
+        config = Config.from_env(os.environ, data_dir=args.data_dir)
+        registry = AppRegistry(config.apps_path)
+        if args.apps_command == "create":
+            base = args.url or f"http://{config.host}:{config.port}"
+            new = registry.create(args.name)
+            print(
+                json.dumps(
+                    {
+                        "name": new.app.name,
+                        "id": new.app.id,
+                        "drain_secret": new.drain_secret,
+                        "drain_url": _drain_url(base, new.drain_secret),
+                        "api_token": new.api_token,
+                    }
+                )
+            )
+            return 0
+        for app in registry.list():
+            print(json.dumps({"name": app.name, "id": app.id}))
+        return 0
+    except (ConfigError, AppError, ValueError) as exc:
+        print(f"drainpipe: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

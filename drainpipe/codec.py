@@ -1,0 +1,76 @@
+"""Versioned binary encoding of bus messages: columnar batches, events and summaries.
+
+msgpack via msgspec: typed structs encode and decode in C, and a batch's columns are raw
+little-endian numpy buffers, so a 500-row batch costs a few microseconds either way. The
+schema version is part of every topic's name (ROUTER_REQUESTS.v1): a new layout is a new
+topic, and a consumer never guesses which layout it reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import msgspec
+import numpy as np
+
+from drainpipe.accum import Column
+from drainpipe.model import Batch, EventBatch, Schema, Summary
+
+
+class DecodeError(ValueError):
+    pass
+
+
+_batch_decoder = msgspec.msgpack.Decoder(Batch)
+_events_decoder = msgspec.msgpack.Decoder(EventBatch)
+_summary_decoder = msgspec.msgpack.Decoder(Summary)
+_encoder = msgspec.msgpack.Encoder()
+
+
+def encode_batch(schema: Schema, owner: str, process_type: str, columns: Mapping[str, Column]) -> bytes:
+    cols = []
+    for name, dtype in schema.columns:
+        cols.append(np.ascontiguousarray(columns[name], dtype=dtype).tobytes())
+    return _encoder.encode(Batch(owner, process_type, cols))
+
+
+def decode_batch(schema: Schema, value: bytes) -> tuple[str, str, dict[str, Column]]:
+    try:
+        batch = _batch_decoder.decode(value)
+    except msgspec.DecodeError as exc:
+        raise DecodeError(f"{schema.topic}: not a batch: {exc}") from exc
+    if len(batch.columns) != len(schema.columns):
+        raise DecodeError(
+            f"{schema.topic}: batch has {len(batch.columns)} columns, schema has {len(schema.columns)}"
+        )
+    out: dict[str, Column] = {}
+    rows = -1
+    for (name, dtype), buf in zip(schema.columns, batch.columns, strict=True):
+        arr = np.frombuffer(buf, dtype=dtype)
+        if rows >= 0 and arr.size != rows:
+            raise DecodeError(f"{schema.topic}: column {name} has {arr.size} rows, not {rows}")
+        rows = arr.size
+        out[name] = arr  # type: ignore[assignment]
+    return batch.owner, batch.process_type, out
+
+
+def encode_events(batch: EventBatch) -> bytes:
+    return _encoder.encode(batch)
+
+
+def decode_events(value: bytes) -> EventBatch:
+    try:
+        return _events_decoder.decode(value)
+    except msgspec.DecodeError as exc:
+        raise DecodeError(f"not an event batch: {exc}") from exc
+
+
+def encode_summary(summary: Summary) -> bytes:
+    return _encoder.encode(summary)
+
+
+def decode_summary(value: bytes) -> Summary:
+    try:
+        return _summary_decoder.decode(value)
+    except msgspec.DecodeError as exc:
+        raise DecodeError(f"not a summary: {exc}") from exc

@@ -1,0 +1,64 @@
+"""drainpipe's own counters, one per drop path, exposed in Prometheus text format."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+
+
+class SelfMetrics:
+    """A private registry, so several pipelines (tests, roles) can live in one process."""
+
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "drainpipe_drain_requests", "Drain requests answered, by HTTP status", ["status"], registry=r
+        )
+        self.rejected = Counter(
+            "drainpipe_drain_batches_rejected",
+            "Drain requests refused whole, by reason",
+            ["reason"],
+            registry=r,
+        )
+        self.duplicates = Counter(
+            "drainpipe_drain_duplicate_frames",
+            "Drain requests whose Logplex-Frame-Id was already accepted (retries), not counted again",
+            registry=r,
+        )
+        self.lines = Counter(
+            "drainpipe_lines_parsed", "Log lines used, by kind", ["kind"], registry=r
+        )
+        self.skipped = Counter(
+            "drainpipe_lines_skipped", "Log lines skipped, by reason", ["reason"], registry=r
+        )
+        self.upstream_dropped = Counter(
+            "drainpipe_logplex_dropped_messages",
+            "Messages Logplex reported dropping before they reached drainpipe (L10)",
+            registry=r,
+        )
+        self.late_dropped = Counter(
+            "drainpipe_rollup_late_dropped",
+            "Measurements dropped because their minute had closed (more than the lateness behind)",
+            ["family"],
+            registry=r,
+        )
+        self.bad_messages = Counter(
+            "drainpipe_bus_bad_messages", "Bus messages that could not be decoded", ["topic"], registry=r
+        )
+        self.summaries_flushed = Counter(
+            "drainpipe_rollup_summaries_flushed", "Summary versions produced by the rollup", registry=r
+        )
+        self.summaries_written = Counter(
+            "drainpipe_sink_summaries_written", "Summary versions written to the store", registry=r
+        )
+        self.events_written = Counter(
+            "drainpipe_sink_events_written", "Platform events written to the store", registry=r
+        )
+        self.sink_failures = Counter(
+            "drainpipe_sink_write_failures", "Store writes that failed and were retried", registry=r
+        )
+        self.open_windows = Gauge(
+            "drainpipe_rollup_open_windows", "Rollup windows held in memory", registry=r
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

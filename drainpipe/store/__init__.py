@@ -1,0 +1,57 @@
+"""The store interface: summaries and events in, time ranges of them out.
+
+Implementations: `sqlite.SqliteStore` (embedded) and `postgres.PostgresStore` (shards).
+Writes are idempotent: a summary replaces the stored version of its key only when it has
+merged more measurements (`n`), so replays and duplicates never count twice and never
+roll a window back; events are keyed by their content.
+Both partition by UTC day and enforce retention by dropping whole days.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from drainpipe.model import EventRecord, Summary
+
+DAY_MS = 86_400_000
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    owner: str
+    event: EventRecord
+
+
+class Store(Protocol):
+    def write_summaries(self, summaries: Sequence[Summary]) -> None: ...
+
+    def write_events(self, events: Sequence[StoredEvent]) -> None: ...
+
+    def read_summaries(
+        self,
+        owner: str,
+        family: str,
+        start_ms: int,
+        end_ms: int,
+        process_type: str | None = None,
+        period_s: int = 60,
+    ) -> list[Summary]: ...
+
+    def read_events(self, owner: str, start_ms: int, end_ms: int) -> list[EventRecord]: ...
+
+    def drop_before(self, cutoff_ms: int) -> list[str]: ...
+
+    def close(self) -> None: ...
+
+
+def day_of(ms: int) -> int:
+    """The UTC day number (days since the epoch) of an epoch-ms time."""
+    return ms // DAY_MS
+
+
+def day_name(day: int) -> str:
+    import datetime as dt
+
+    return (dt.date(1970, 1, 1) + dt.timedelta(days=day)).strftime("%Y%m%d")

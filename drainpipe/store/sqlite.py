@@ -1,0 +1,180 @@
+"""Embedded store: summaries and events in SQLite, one table per UTC day.
+
+A day per table makes retention a DROP TABLE (cheap, no index churn, like the original's
+schema per day) and keeps every query's index small. WAL journal mode lets the API read
+while the sink writes; each thread gets its own connection.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import threading
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+
+from drainpipe import codec
+from drainpipe.model import EventRecord, Summary
+from drainpipe.store import DAY_MS, StoredEvent, day_name, day_of
+
+_TABLE = re.compile(r"^(summaries|events)_(\d{8})$")
+
+
+class SqliteStore:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._known: set[str] = set()
+        self._ddl = threading.Lock()
+        conn = self._conn()
+        conn.execute("PRAGMA journal_mode=WAL")
+        self._known.update(
+            r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        )
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=True)
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=30000")
+            self._local.conn = conn
+        return conn
+
+    def _ensure(self, conn: sqlite3.Connection, kind: str, day: int) -> str:
+        name = f"{kind}_{day_name(day)}"
+        if name in self._known:
+            return name
+        with self._ddl:
+            if kind == "summaries":
+                conn.execute(
+                    f"CREATE TABLE IF NOT EXISTS {name} ("
+                    " owner TEXT NOT NULL, family TEXT NOT NULL, period_s INTEGER NOT NULL,"
+                    " process_type TEXT NOT NULL, start_ms INTEGER NOT NULL,"
+                    " n INTEGER NOT NULL, payload BLOB NOT NULL,"
+                    " PRIMARY KEY (owner, family, period_s, start_ms, process_type)) WITHOUT ROWID"
+                )
+            else:
+                conn.execute(
+                    f"CREATE TABLE IF NOT EXISTS {name} ("
+                    " owner TEXT NOT NULL, ts_ms INTEGER NOT NULL, source TEXT NOT NULL,"
+                    " kind TEXT NOT NULL, text TEXT NOT NULL, process_type TEXT NOT NULL,"
+                    " attrs TEXT NOT NULL,"
+                    " PRIMARY KEY (owner, ts_ms, source, kind, text)) WITHOUT ROWID"
+                )
+            self._known.add(name)
+        return name
+
+    def write_summaries(self, summaries: Sequence[Summary]) -> None:
+        conn = self._conn()
+        by_table: dict[str, list[tuple[object, ...]]] = defaultdict(list)
+        for s in summaries:
+            table = self._ensure(conn, "summaries", day_of(s.start_ms))
+            by_table[table].append(
+                (s.owner, s.family, s.period_s, s.process_type, s.start_ms, s.n, codec.encode_summary(s))
+            )
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for table, rows in by_table.items():
+                conn.executemany(
+                    f"INSERT INTO {table} VALUES (?, ?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT DO UPDATE SET n = excluded.n, payload = excluded.payload"
+                    f" WHERE excluded.n > {table}.n",
+                    rows,
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def write_events(self, events: Sequence[StoredEvent]) -> None:
+        conn = self._conn()
+        by_table: dict[str, list[tuple[object, ...]]] = defaultdict(list)
+        for se in events:
+            e = se.event
+            table = self._ensure(conn, "events", day_of(e.ts_ms))
+            by_table[table].append(
+                (se.owner, e.ts_ms, e.source, e.kind, e.text, e.process_type, json.dumps(e.attrs))
+            )
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for table, rows in by_table.items():
+                conn.executemany(
+                    f"INSERT INTO {table} VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", rows
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def _tables(self, kind: str, start_ms: int, end_ms: int) -> list[str]:
+        days = range(day_of(start_ms), day_of(max(end_ms - 1, start_ms)) + 1)
+        names = [f"{kind}_{day_name(d)}" for d in days]
+        return [n for n in names if n in self._known]
+
+    def read_summaries(
+        self,
+        owner: str,
+        family: str,
+        start_ms: int,
+        end_ms: int,
+        process_type: str | None = None,
+        period_s: int = 60,
+    ) -> list[Summary]:
+        conn = self._conn()
+        out: list[Summary] = []
+        pt_clause = "" if process_type is None else " AND process_type = ?"
+        for table in self._tables("summaries", start_ms, end_ms):
+            args: list[object] = [owner, family, period_s, start_ms, end_ms]
+            if process_type is not None:
+                args.append(process_type)
+            rows = conn.execute(
+                f"SELECT payload FROM {table} WHERE owner = ? AND family = ? AND period_s = ?"
+                f" AND start_ms >= ? AND start_ms < ?{pt_clause}",
+                args,
+            )
+            out.extend(codec.decode_summary(r[0]) for r in rows)
+        return out
+
+    def read_events(self, owner: str, start_ms: int, end_ms: int) -> list[EventRecord]:
+        conn = self._conn()
+        out: list[EventRecord] = []
+        for table in self._tables("events", start_ms, end_ms):
+            rows = conn.execute(
+                f"SELECT ts_ms, process_type, source, kind, text, attrs FROM {table}"
+                " WHERE owner = ? AND ts_ms >= ? AND ts_ms < ? ORDER BY ts_ms",
+                (owner, start_ms, end_ms),
+            )
+            out.extend(EventRecord(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows)
+        return out
+
+    def drop_before(self, cutoff_ms: int) -> list[str]:
+        """Drop every day table wholly before cutoff_ms; return their names."""
+        cutoff = day_name(day_of(cutoff_ms))
+        conn = self._conn()
+        dropped = []
+        with self._ddl:
+            for name in sorted(self._known):
+                m = _TABLE.match(name)
+                if m and m.group(2) < cutoff:
+                    conn.execute(f"DROP TABLE IF EXISTS {name}")
+                    self._known.discard(name)
+                    dropped.append(name)
+        return dropped
+
+    def refresh(self) -> None:
+        """Learn tables another process created (a separate sink writing this file)."""
+        rows = self._conn().execute("SELECT name FROM sqlite_master WHERE type='table'")
+        self._known.update(r[0] for r in rows)
+
+    def close(self) -> None:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+
+__all__ = ["DAY_MS", "SqliteStore"]

@@ -1,0 +1,229 @@
+"""The rollup core against a line-by-line recomputation, across crashes and replays."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from drainpipe import accum, sketch
+from drainpipe.bus import Position
+from drainpipe.model import MINUTE_MS, ROUTER, Summary, partition_for, partition_key
+from drainpipe.rollup.window import RollupCore, decode_watermark, encode_watermark
+
+T0 = 1_795_000_000_000 - 1_795_000_000_000 % MINUTE_MS
+LATENESS = 5 * MINUTE_MS
+PARTITIONS = 2
+SERIES = [("app-a", "web"), ("app-a", "worker"), ("app-b", "web"), ("app-c", "web")]
+
+
+@dataclass(frozen=True)
+class Line:
+    series: int
+    ts_ms: int
+    service_ms: float
+    status: int
+    code: int
+
+
+lines_st = st.lists(
+    st.builds(
+        Line,
+        series=st.integers(0, len(SERIES) - 1),
+        ts_ms=st.integers(0, 8 * MINUTE_MS).map(lambda t: T0 + t),
+        service_ms=st.one_of(st.just(float("nan")), st.floats(0.5, 30_000.0)),
+        status=st.sampled_from([200, 201, 304, 404, 500, 503, 0]),
+        code=st.sampled_from([0, 0, 0, 12, 13]),
+    ),
+    min_size=1,
+    max_size=120,
+)
+
+
+def raw_log(lines: list[Line], cuts: list[int]) -> list[tuple[tuple[str, int], int, int, list[Line]]]:
+    """Batches of consecutive lines of one series, with their (tp, offset), in log order."""
+    out = []
+    offsets: dict[tuple[str, int], int] = defaultdict(int)
+    i = 0
+    cut_iter = iter(cuts)
+    while i < len(lines):
+        size = next(cut_iter, 3)
+        chunk = lines[i : i + size]
+        i += size
+        by_series: dict[int, list[Line]] = defaultdict(list)
+        for ln in chunk:
+            by_series[ln.series].append(ln)
+        for s, rows in by_series.items():
+            owner, pt = SERIES[s]
+            tp = (ROUTER.topic, partition_for(partition_key(owner, pt), PARTITIONS))
+            out.append((tp, offsets[tp], s, rows))
+            offsets[tp] += 1
+    return out
+
+
+def columns(rows: list[Line]) -> dict[str, np.ndarray]:
+    return {
+        "ts_ms": np.array([r.ts_ms for r in rows], dtype="<i8"),
+        "service_ms": np.array([r.service_ms for r in rows], dtype="<f8"),
+        "status": np.array([r.status for r in rows], dtype="<i2"),
+        "code": np.array([r.code for r in rows], dtype="<i2"),
+    }
+
+
+def recompute(log: list) -> dict[tuple[str, str, int], list[Line]]:
+    """Line by line, per partition: which lines count, grouped by window."""
+    watermark: dict[tuple[str, int], int] = {}
+    kept: dict[tuple[str, str, int], list[Line]] = defaultdict(list)
+    for tp, _, s, rows in log:
+        for r in rows:
+            wm = max(watermark.get(tp, r.ts_ms), r.ts_ms)
+            watermark[tp] = wm
+            start = r.ts_ms - r.ts_ms % MINUTE_MS
+            if start >= wm - wm % MINUTE_MS - LATENESS:
+                owner, pt = SERIES[s]
+                kept[(owner, pt, start)].append(r)
+    return kept
+
+
+def store_write(store: dict, summaries: list[Summary]) -> None:
+    for s in summaries:
+        key = (s.owner, s.process_type, s.start_ms)
+        if key not in store or s.n > store[key].n:
+            store[key] = s
+
+
+def check(store: dict, expected: dict) -> None:
+    assert set(store) == set(expected)
+    for key, rows in expected.items():
+        s = store[key]
+        assert s.n == len(rows)
+        service = np.array([r.service_ms for r in rows])
+        service = service[~np.isnan(service)]
+        st_ = s.stats.get("service_ms")
+        if service.size == 0:
+            assert st_ is None
+        else:
+            assert st_ is not None
+            assert st_.count == service.size
+            assert st_.min == service.min() and st_.max == service.max()
+            assert st_.sum == pytest.approx(service.sum(), rel=1e-12)
+            assert st_.sumsq == pytest.approx(float(np.dot(service, service)), rel=1e-12)
+            assert s.sketches["service_ms"] == sketch.from_values(service)
+        classes: dict[str, int] = defaultdict(int)
+        for r in rows:
+            if r.status:
+                classes[f"{r.status // 100}xx"] += 1
+            if r.code:
+                classes[f"H{r.code:02d}"] += 1
+        assert s.counts == dict(classes)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    lines=lines_st,
+    cuts=st.lists(st.integers(1, 9), max_size=60),
+    flush_points=st.sets(st.integers(0, 60), max_size=20),
+    crash_points=st.lists(st.integers(0, 60), max_size=4),
+    duplicate=st.booleans(),
+)
+def test_any_batching_flushes_and_crashes_give_the_recomputed_store(
+    lines: list[Line],
+    cuts: list[int],
+    flush_points: set[int],
+    crash_points: list[int],
+    duplicate: bool,
+) -> None:
+    log = raw_log(lines, cuts)
+    expected = recompute(log)
+    store: dict = {}  # a store with the n guard
+    topic: dict = {}  # a compacted summary topic: the last version of each key wins
+    committed: dict = {}
+
+    def fresh() -> RollupCore:
+        core = RollupCore(lateness_ms=LATENESS)
+        for tp in {entry[0] for entry in log}:
+            core.restore(tp, committed.get(tp, Position(0)))
+        return core
+
+    def flush(core: RollupCore) -> None:
+        summaries = core.flush()
+        store_write(store, summaries)
+        topic.update(((x.owner, x.process_type, x.start_ms), x) for x in summaries)
+        committed.update(core.positions())
+
+    core = fresh()
+    crashes = sorted(set(crash_points))
+    step = 0
+    i = 0
+    while i < len(log):
+        tp, offset, s, rows = log[i]
+        if offset >= core.parts[tp].next_offset:
+            owner, pt = SERIES[s]
+            core.add(tp, offset, ROUTER.family, owner, pt, columns(rows))
+        if step in flush_points:
+            flush(core)
+        if crashes and step == crashes[0]:
+            crashes.pop(0)
+            core = fresh()  # state lost; resume from the committed positions
+            # Replay the raw log from the earliest committed offset; with `duplicate`,
+            # the whole log is offered again and offsets before the commit are skipped.
+            i = 0 if duplicate else min(
+                (j for j, e in enumerate(log) if e[1] >= core.parts[e[0]].next_offset),
+                default=len(log),
+            )
+            step += 1
+            continue
+        i += 1
+        step += 1
+    flush(core)
+    check(store, expected)
+    check(topic, expected)
+
+
+def test_late_rows_are_dropped_counted_and_do_not_move_the_watermark_back() -> None:
+    core = RollupCore(lateness_ms=LATENESS)
+    tp = (ROUTER.topic, 0)
+    core.restore(tp, Position(0))
+    rows = [Line(0, T0 + 10 * MINUTE_MS, 5.0, 200, 0), Line(0, T0, 7.0, 200, 0)]
+    core.add(tp, 0, "router", "app-a", "web", columns(rows))
+    out = core.flush()
+    assert [s.start_ms for s in out] == [T0 + 10 * MINUTE_MS]
+    assert core.dropped_late == {"router": 1}
+    assert decode_watermark(core.positions()[tp].metadata) == T0 + 10 * MINUTE_MS
+
+
+def test_commit_position_is_the_first_offset_of_the_oldest_open_window() -> None:
+    core = RollupCore(lateness_ms=LATENESS)
+    tp = (ROUTER.topic, 0)
+    core.restore(tp, Position(40))
+    core.add(tp, 40, "router", "a", "web", columns([Line(0, T0, 1.0, 200, 0)]))
+    core.add(tp, 41, "router", "a", "web", columns([Line(0, T0 + MINUTE_MS, 1.0, 200, 0)]))
+    core.flush()
+    assert core.positions()[tp].offset == 40
+    core.add(tp, 42, "router", "a", "web", columns([Line(0, T0 + 7 * MINUTE_MS, 1.0, 200, 0)]))
+    core.flush()  # T0 and T0+1 closed: they are older than 5 minutes behind T0+7
+    assert core.positions()[tp].offset == 42
+    core.flush()
+    assert core.positions()[tp] == Position(42, encode_watermark(T0 + 7 * MINUTE_MS))
+
+
+def test_flush_returns_only_changed_windows_and_copies_them() -> None:
+    core = RollupCore()
+    tp = (ROUTER.topic, 0)
+    core.add(tp, 0, "router", "a", "web", columns([Line(0, T0, 1.0, 200, 0)]))
+    first = core.flush()
+    assert len(first) == 1 and core.flush() == []
+    core.add(tp, 1, "router", "a", "web", columns([Line(0, T0, 3.0, 200, 0)]))
+    second = core.flush()
+    assert first[0].n == 1 and second[0].n == 2
+    merged = accum.merged([first[0]], T0, 60)
+    assert merged is not None and merged.stats["service_ms"].max == 1.0
+
+
+def test_bad_watermark_metadata_is_refused_with_its_value() -> None:
+    with pytest.raises(ValueError, match="not a rollup watermark"):
+        decode_watermark("offset=3")

@@ -1,0 +1,84 @@
+import math
+
+import numpy as np
+import pytest
+from ddsketch import DDSketch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from drainpipe import sketch
+
+QS = (0.0, 0.01, 0.5, 0.9, 0.95, 0.99, 1.0)
+values = st.lists(
+    st.floats(min_value=0.001, max_value=1e7, allow_nan=False, allow_infinity=False),
+    min_size=1,
+    max_size=400,
+)
+
+
+def exact(data: list[float], q: float) -> float:
+    return float(np.quantile(np.array(data), q, method="lower"))
+
+
+def within(estimate: float | None, truth: float) -> bool:
+    assert estimate is not None
+    return abs(estimate - truth) <= sketch.RELATIVE_ACCURACY * abs(truth) * (1 + 1e-9)
+
+
+@given(values)
+def test_quantiles_are_within_the_stated_relative_error(data: list[float]) -> None:
+    s = sketch.from_values(np.array(data))
+    for q, est in zip(QS, sketch.quantiles(s, QS), strict=True):
+        assert within(est, exact(data, q)), (q, est, exact(data, q))
+
+
+@given(values, values, values)
+def test_merge_is_associative_and_commutative(a: list[float], b: list[float], c: list[float]) -> None:
+    sa, sb, sc = (sketch.from_values(np.array(x)) for x in (a, b, c))
+    left = sketch.merge([sketch.merge([sa, sb]), sc])
+    right = sketch.merge([sa, sketch.merge([sb, sc])])
+    swapped = sketch.merge([sc, sb, sa])
+    assert left == right == swapped
+
+
+@given(values, st.integers(min_value=1, max_value=20))
+def test_splitting_data_across_sketches_changes_nothing(data: list[float], parts: int) -> None:
+    whole = sketch.from_values(np.array(data))
+    pieces = [sketch.from_values(np.array(data[i::parts])) for i in range(parts) if data[i::parts]]
+    assert sketch.merge(pieces) == whole
+    assert whole.count == len(data)
+
+
+@settings(max_examples=50)
+@given(values)
+def test_agrees_with_the_ddsketch_library_within_both_bounds(data: list[float]) -> None:
+    ref = DDSketch(relative_accuracy=0.01)
+    for v in data:
+        ref.add(v)
+    ours = sketch.from_values(np.array(data))
+    for q in (0.5, 0.95, 0.99):
+        theirs = ref.get_quantile_value(q)
+        mine = sketch.quantiles(ours, (q,))[0]
+        assert mine is not None and theirs is not None
+        assert math.isclose(mine, theirs, rel_tol=0.01 + sketch.RELATIVE_ACCURACY + 1e-9)
+
+
+def test_zero_and_negative_values_share_the_zero_bucket() -> None:
+    s = sketch.from_values(np.array([0.0, -1.0, 0.0, 5.0]))
+    assert s.zeros == 3 and s.count == 4
+    assert sketch.quantiles(s, (0.0, 0.5, 1.0)) == [0.0, 0.0, pytest.approx(5.0, rel=0.005)]
+
+
+def test_nan_is_ignored_and_an_empty_sketch_answers_none() -> None:
+    assert sketch.from_values(np.array([math.nan])).count == 0
+    assert sketch.quantiles(sketch.EMPTY, (0.5,)) == [None]
+
+
+def test_quantiles_are_clamped_to_the_known_min_and_max() -> None:
+    s = sketch.from_values(np.array([100.0] * 10))
+    assert sketch.quantiles(s, (0.5,), lo=100.0, hi=100.0) == [100.0]
+
+
+def test_a_quantile_outside_zero_to_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="outside"):
+        sketch.quantiles(sketch.from_values(np.array([1.0])), (1.5,))
