@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -120,6 +121,10 @@ def serve(config: Config) -> None:
         "drainpipe.up",
         extra={"host": config.host, "port": config.port, "data_dir": str(config.data_dir)},
     )
+    # uvicorn restores the handlers it found and then re-raises the signal it caught;
+    # with these in place that re-raise is harmless and the final flush below runs.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda signum, _: log.info("drainpipe.stopping", extra={"signal": signum}))
     try:
         server.run()  # returns after SIGINT/SIGTERM, once in-flight requests are answered
     finally:

@@ -95,6 +95,7 @@ class Wal:
         last = self.segments[-1]
         self._fd = os.open(last.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self.end = last.end  # durable end: readers never read past it
+        self.broken: str | None = None
 
     # -- recovery ---------------------------------------------------------------------
     def _recover(self) -> None:
@@ -183,6 +184,8 @@ class Wal:
 
     def append(self, records: list[tuple[TopicPartition, int, bytes]]) -> None:
         """Write encoded records and fdatasync; on failure nothing of them stays."""
+        if self.broken is not None:
+            raise OSError(f"the log is unusable until restarted: {self.broken}")
         seg = self.segments[-1]
         if seg.size >= self.segment_bytes:
             seg = self._roll()
@@ -194,10 +197,14 @@ class Wal:
                 view = view[n:]
             os.fdatasync(self._fd)
         except OSError:
-            os.ftruncate(self._fd, seg.size)
             for tp, offset, _ in records:
                 if self.next_offsets.get(tp, 0) > offset:
                     self.next_offsets[tp] = offset
+            try:
+                os.ftruncate(self._fd, seg.size)
+            except OSError as exc:
+                # Appending after a partial record would hide everything written later.
+                self.broken = f"{seg.path}: could not cut a failed write back: {exc}"
             raise
         pos = seg.end
         for (tp, offset, raw) in records:

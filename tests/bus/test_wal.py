@@ -1,0 +1,141 @@
+"""The embedded write-ahead log: recovery, segments, and what a failed write leaves."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from drainpipe.bus import BusUnavailable, OutRecord, Position
+from drainpipe.bus.embedded import EmbeddedBus
+from drainpipe.bus.wal import CorruptLog, Wal, encode
+
+
+def write(wal: Wal, topic: str, partition: int, values: list[bytes]) -> None:
+    recs = []
+    for v in values:
+        off = wal.assign((topic, partition))
+        recs.append(((topic, partition), off, encode(topic, partition, off, b"k", v)))
+    wal.append(recs)
+
+
+def read_all(wal: Wal) -> list[tuple[str, int, int, bytes]]:
+    pos, out = 0, []
+    while pos < wal.end:
+        msgs, pos = wal.read(pos)
+        out.extend((m.topic, m.partition, m.offset, m.value) for m in msgs)
+    return out
+
+
+def test_records_survive_reopening_with_their_offsets(tmp_path: Path) -> None:
+    wal = Wal(tmp_path)
+    write(wal, "A.v1", 0, [b"a0", b"a1"])
+    write(wal, "B.v1", 3, [b"b0"])
+    wal.close()
+    again = Wal(tmp_path)
+    assert read_all(again) == [("A.v1", 0, 0, b"a0"), ("A.v1", 0, 1, b"a1"), ("B.v1", 3, 0, b"b0")]
+    assert again.next_offsets == {("A.v1", 0): 2, ("B.v1", 3): 1}
+
+
+@pytest.mark.parametrize("cut", [1, 5, 9, 20])  # inside the header, the body, the last byte
+def test_a_torn_last_record_is_cut_off_and_earlier_ones_kept(tmp_path: Path, cut: int) -> None:
+    wal = Wal(tmp_path)
+    write(wal, "A.v1", 0, [b"first", b"second-record"])
+    wal.close()
+    seg = next(tmp_path.glob("*.wal"))
+    size = seg.stat().st_size
+    with open(seg, "r+b") as f:
+        f.truncate(size - cut)
+    again = Wal(tmp_path)
+    assert read_all(again) == [("A.v1", 0, 0, b"first")]
+    write(again, "A.v1", 0, [b"next"])  # the offset of the lost record is used again
+    assert read_all(again)[-1] == ("A.v1", 0, 1, b"next")
+
+
+def test_damage_in_an_older_segment_stops_the_open_and_names_the_file(tmp_path: Path) -> None:
+    wal = Wal(tmp_path, segment_bytes=64)
+    for i in range(4):
+        write(wal, "A.v1", 0, [b"x" * 80 + bytes([i])])
+    wal.close()
+    first = sorted(tmp_path.glob("*.wal"))[0]
+    data = bytearray(first.read_bytes())
+    data[30] ^= 0xFF
+    first.write_bytes(bytes(data))
+    with pytest.raises(CorruptLog, match=first.name):
+        Wal(tmp_path)
+
+
+def test_segments_roll_and_reads_cross_them_in_order(tmp_path: Path) -> None:
+    wal = Wal(tmp_path, segment_bytes=200)
+    values = [bytes([i]) * 100 for i in range(7)]
+    for v in values:
+        write(wal, "A.v1", 1, [v])
+    assert len(list(tmp_path.glob("*.wal"))) > 2
+    assert [r[3] for r in read_all(wal)] == values
+    start = wal.locate(("A.v1", 1), 5)
+    msgs, _ = wal.read(start)
+    assert msgs[0].offset <= 5
+
+
+def test_a_failed_write_leaves_nothing_and_reuses_no_offset(tmp_path: Path) -> None:
+    wal = Wal(tmp_path)
+    write(wal, "A.v1", 0, [b"ok"])
+    os.close(wal._fd)
+    wal._fd = os.open(os.devnull, os.O_RDONLY)  # writes now fail with EBADF
+    with pytest.raises(OSError):
+        write(wal, "A.v1", 0, [b"lost"])
+    assert wal.next_offsets[("A.v1", 0)] == 1
+    assert read_all(wal) == [("A.v1", 0, 0, b"ok")]
+    with pytest.raises(OSError, match="unusable until restarted"):
+        write(wal, "A.v1", 0, [b"after"])  # the cut-back failed too (read-only fd)
+    wal.close()
+    assert read_all(Wal(tmp_path)) == [("A.v1", 0, 0, b"ok")]
+
+
+def test_the_bus_answers_unavailable_when_the_disk_write_fails(tmp_path: Path) -> None:
+    bus = EmbeddedBus(tmp_path)
+    os.close(bus.wal._fd)
+    bus.wal._fd = os.open(os.devnull, os.O_RDONLY)
+    fut = bus.producer().send([OutRecord("A.v1", b"o|web", b"v")])
+    with pytest.raises(BusUnavailable, match="could not write"):
+        fut.result(timeout=5)
+    with pytest.raises(BusUnavailable, match="unusable until restarted"):
+        bus.producer().send([OutRecord("A.v1", b"o|web", b"v2")]).result(timeout=5)
+    bus.close()
+    bus = EmbeddedBus(tmp_path)
+    bus.producer().send([OutRecord("A.v1", b"o|web", b"v3")]).result(timeout=5)
+    bus.close()
+
+
+def test_partition_count_is_fixed_when_the_directory_is_created(tmp_path: Path) -> None:
+    EmbeddedBus(tmp_path, partitions=4).close()
+    assert EmbeddedBus(tmp_path).partitions == 4
+    with pytest.raises(ValueError, match="fixed when the data directory is created"):
+        EmbeddedBus(tmp_path, partitions=8)
+
+
+def test_a_closed_bus_refuses_sends(tmp_path: Path) -> None:
+    bus = EmbeddedBus(tmp_path)
+    bus.close()
+    with pytest.raises(BusUnavailable, match="closed"):
+        bus.producer().send([OutRecord("A.v1", b"o|web", b"v")]).result(timeout=5)
+
+
+def test_consumers_resume_at_their_committed_position(tmp_path: Path) -> None:
+    bus = EmbeddedBus(tmp_path, partitions=1)
+    bus.producer().send([OutRecord("A.v1", b"o|web", bytes([i])) for i in range(5)]).result()
+    c = bus.consumer("g")
+    seen: dict = {}
+    c.subscribe(["A.v1"], seen.update)
+    got = c.poll(3, 1.0)
+    assert [m.value for m in got] == [b"\x00", b"\x01", b"\x02"]
+    c.commit({("A.v1", 0): Position(3, "wm=1")})
+    bus.close()
+    bus = EmbeddedBus(tmp_path)
+    c = bus.consumer("g")
+    seen = {}
+    c.subscribe(["A.v1"], seen.update)
+    assert seen == {("A.v1", 0): Position(3, "wm=1")}
+    assert [m.value for m in c.poll(10, 1.0)] == [b"\x03", b"\x04"]
+    bus.close()
