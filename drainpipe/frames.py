@@ -1,0 +1,92 @@
+"""Split a Logplex drain body into its syslog messages (RFC 6587 octet counting).
+
+A body is `<len> <msg><len> <msg>...`: `len` is the ASCII decimal count of the bytes of
+`msg` (which usually ends in a newline, kept here; the parser strips it). Whitespace
+after the last frame is tolerated; anything else that breaks the framing raises
+`FramingError` naming the frame (counted from 1) and the byte offset where it starts,
+so that the ingress can answer 400 with a precise reason. A zero length is accepted and
+yields an empty message (the parser skips it as a bad header) rather than rejecting
+every other message of the body.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+MAX_FRAME_BYTES: Final = 1 << 20  # 1 MiB: Logplex batches aim at ~100 KB in total
+MAX_PREFIX_DIGITS: Final = 7  # 1 MiB has 7 digits; a longer prefix cannot be honest
+_WHITESPACE: Final = b" \t\r\n"
+
+
+class FramingError(ValueError):
+    """A body whose octet-counted framing is broken; the message says what and where."""
+
+    def __init__(self, frame: int, offset: int, problem: str) -> None:
+        super().__init__(f"frame {frame} at byte {offset}: {problem}")
+        self.frame = frame
+        self.offset = offset
+        self.problem = problem
+
+
+def _show(raw: bytes) -> str:
+    """A byte string as printable text for an error message."""
+    return repr(raw)[2:-1]
+
+
+def _bad_prefix(body: bytes, pos: int, space: int) -> str:
+    """Describe why the length prefix at `pos` is unusable (`space`: next space or -1)."""
+    if space == pos:
+        return "expected a length prefix, found a space"
+    if space >= 0:
+        return f"length prefix '{_show(body[pos:space])}' is not a number"
+    head = body[pos : pos + MAX_PREFIX_DIGITS + 1]
+    digits = len(head) - len(head.lstrip(b"0123456789"))
+    if digits > MAX_PREFIX_DIGITS:
+        return f"length prefix '{_show(head)}...' has more than {MAX_PREFIX_DIGITS} digits"
+    if digits == len(head):
+        return f"length prefix '{_show(head)}' is not followed by a space before the body ends"
+    if digits:
+        following = _show(head[digits : digits + 1])
+        return f"length prefix '{_show(head[:digits])}' is followed by '{following}', not a space"
+    return f"length prefix '{_show(head)}' is not a number"
+
+
+def split_frames(body: bytes) -> list[bytes]:
+    """The messages of an octet-counted body, each exactly as framed (newline included).
+
+    Raises FramingError on a non-numeric or over-long length prefix, a prefix not
+    followed by a space, a length above MAX_FRAME_BYTES, or a length that runs past the
+    end of the body.
+    """
+    frames: list[bytes] = []
+    append = frames.append
+    find = body.find
+    end = len(body)
+    pos = 0
+    while pos < end:
+        if body[pos] in _WHITESPACE and body[pos:].isspace():
+            break  # trailing newline or spaces after the last frame
+        space = find(b" ", pos, pos + MAX_PREFIX_DIGITS + 1)
+        if space < 0:
+            raise FramingError(len(frames) + 1, pos, _bad_prefix(body, pos, space))
+        prefix = body[pos:space]
+        if not prefix.isdigit():
+            raise FramingError(len(frames) + 1, pos, _bad_prefix(body, pos, space))
+        length = int(prefix)
+        if length > MAX_FRAME_BYTES:
+            raise FramingError(
+                len(frames) + 1,
+                pos,
+                f"length prefix {length} exceeds the {MAX_FRAME_BYTES}-byte limit",
+            )
+        start = space + 1
+        stop = start + length
+        if stop > end:
+            raise FramingError(
+                len(frames) + 1,
+                pos,
+                f"length {length} runs past the end of the body ({end - start} bytes left)",
+            )
+        append(body[start:stop])
+        pos = stop
+    return frames

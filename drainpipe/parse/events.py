@@ -1,0 +1,182 @@
+"""Recognise platform events (dyno lifecycle, API changes, Logplex drops) in a line's text.
+
+Patterns are matched case-insensitively at the start of the text, so trailing text is
+tolerated. A line that begins with the distinctive phrase of an event but cannot be
+read further is Skipped("event_line"); any other text is no event (None). Attribute
+values are normalised: states and statuses lowercased, signals and error codes
+uppercased, release versions without their `v`, config var lists joined by commas.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Final
+
+from drainpipe.model import PlatformEvent, Skipped
+from drainpipe.parse.dyno import process_type
+
+SKIP_EVENT: Final = Skipped("event_line")
+
+_BY: Final = r"(?:\s+by\s+(?:user\s+)?(?P<user>\S+))?"  # "by user a@example.com"
+_Normalise = Callable[[dict[str, str]], tuple[str, dict[str, str]]]
+
+
+def _same(kind: str) -> _Normalise:
+    return lambda attrs: (kind, attrs)
+
+
+def _state(attrs: dict[str, str]) -> tuple[str, dict[str, str]]:
+    attrs = {"from": attrs["from"].lower(), "to": attrs["to"].lower()}
+    return ("crash" if attrs["to"] == "crashed" else "state"), attrs
+
+
+def _start(attrs: dict[str, str]) -> tuple[str, dict[str, str]]:
+    if "bare" in attrs:  # the command was not in backticks: it is the rest of the line
+        attrs["command"] = attrs.pop("bare")
+    return "start", attrs
+
+
+def _stop(attrs: dict[str, str]) -> tuple[str, dict[str, str]]:
+    return "stop", {"signal": attrs["signal"].upper()}
+
+
+def _error(attrs: dict[str, str]) -> tuple[str, dict[str, str]]:
+    attrs["code"] = attrs["code"].upper()
+    return "error", attrs
+
+
+def _config(attrs: dict[str, str]) -> tuple[str, dict[str, str]]:
+    action = attrs["action"].lower()
+    attrs["action"] = "set" if action == "set" else "remove"
+    attrs["vars"] = ",".join(v.strip() for v in attrs["vars"].split(",") if v.strip())
+    return "config", attrs
+
+
+def _build(attrs: dict[str, str]) -> tuple[str, dict[str, str]]:
+    attrs["status"] = attrs["status"].lower()
+    return "build", attrs
+
+
+# (opening phrases, whether they claim the line, pattern, normaliser). The pattern is
+# tried when the lowercased text starts with one of the phrases; a claiming phrase whose
+# pattern then fails makes the line Skipped instead of "no event".
+_Rule = tuple[tuple[str, ...], bool, re.Pattern[str], _Normalise]
+_RULES: Final[tuple[_Rule, ...]] = tuple(
+    (phrases, claims, re.compile(pattern, re.IGNORECASE | re.DOTALL), normalise)
+    for phrases, claims, pattern, normalise in (
+        # State changed from up to crashed
+        (
+            ("state changed ",),
+            True,
+            r"State changed from (?P<from>\w+) to (?P<to>\w+)",
+            _state,
+        ),
+        # Starting process with command `bundle exec puma -C config/puma.rb`
+        (
+            ("starting process ",),
+            True,
+            r"Starting process with command (?:`(?P<command>[^`]*)`" + _BY + r"|(?P<bare>.*\S))",
+            _start,
+        ),
+        # Stopping all processes with SIGTERM / Stopping remaining processes with SIGKILL
+        (
+            ("stopping ",),
+            False,
+            r"Stopping (?:all |remaining )?process(?:es)? with (?P<signal>SIG[A-Z0-9]+)",
+            _stop,
+        ),
+        # Process exited with status 137
+        (
+            ("process exited ",),
+            True,
+            r"Process exited with status (?P<status>-?[0-9]+)",
+            _same("exit"),
+        ),
+        # Restarting
+        (("restarting ",), False, r"Restarting\b", _same("restart")),
+        # Cycling
+        (("cycling ",), False, r"Cycling\b", _same("cycle")),
+        # Error L10 (output buffer overflow): 54 messages dropped since 2026-11-21T10:00:00+00:00.
+        (
+            ("error l10 ",),
+            True,
+            r"Error L10 \([^)]*\):?\s*(?P<dropped>[0-9]+) messages? dropped"
+            r"(?: since (?P<since>\S+?)\.?(?=\s|$))?",
+            _same("logplex_drop"),
+        ),
+        # Error R10 (Boot timeout) -> Web process failed to bind to $PORT within 60 seconds
+        (
+            ("error ",),
+            False,
+            r"Error (?P<code>[A-Z][0-9]+) \((?P<desc>[^)]*)\)(?:\s*->\s*(?P<detail>.*\S))?",
+            _error,
+        ),
+        # Release v16 created by user a@example.com
+        (
+            ("release v",),
+            True,
+            r"Release v?(?P<version>[0-9]+) created" + _BY,
+            _same("release"),
+        ),
+        # Deploy 059375fe by user a@example.com
+        (("deploy ",), False, r"Deploy (?!by\b)(?P<commit>\S+)" + _BY, _same("deploy")),
+        # Rollback to v11 by user a@example.com
+        (
+            ("rollback to ",),
+            True,
+            r"Rollback to v?(?P<version>[0-9]+)" + _BY,
+            _same("rollback"),
+        ),
+        # Set FOO, BAR config vars by user a@example.com / Remove FOO config vars by ...
+        (
+            ("set ", "remove ", "unset "),
+            False,
+            r"(?P<action>Set|Remove|Unset) (?P<vars>.+?) config vars?\b" + _BY,
+            _config,
+        ),
+        # Scaled to web@2:Standard-1X worker@1:Standard-1X by user a@example.com
+        (
+            ("scaled to ",),
+            True,
+            r"Scaled to (?P<formation>\S+@\S+(?: \S+@\S+)*)" + _BY,
+            _same("scale"),
+        ),
+        # Build started by user a@example.com / Build succeeded / Build failed
+        (("build ",), False, r"Build (?P<status>started|succeeded|failed)\b" + _BY, _build),
+    )
+)
+_OPENING: Final = max(len(phrase) for rule in _RULES for phrase in rule[0])
+
+
+# heroku web.1: State changed from starting to up
+# app api: Release v16 created by user a@example.com
+def parse_event(ts_ms: int, appname: str, procid: str, text: str) -> PlatformEvent | Skipped | None:
+    """The platform event `text` reports, Skipped("event_line"), or None for no event."""
+    body = text.strip()
+    opening = body[:_OPENING].lower() + " "  # the space lets "Restarting" match "restarting "
+    for phrases, claims, pattern, normalise in _RULES:
+        if not opening.startswith(phrases):
+            continue
+        found = pattern.match(body)
+        if found is None:
+            if claims:
+                return SKIP_EVENT
+            continue
+        attrs = {k: v for k, v in found.groupdict().items() if v is not None}
+        kind, attrs = normalise(attrs)
+        if "." in procid and appname != "app":
+            kind_of_dyno = process_type(procid)
+            if kind_of_dyno is None:
+                return SKIP_EVENT
+        else:
+            kind_of_dyno = ""  # api, logplex and other app-wide sources
+        return PlatformEvent(
+            ts_ms=ts_ms,
+            process_type=kind_of_dyno,
+            source=procid,
+            kind=kind,
+            text=text,
+            attrs=attrs,
+        )
+    return None

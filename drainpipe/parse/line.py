@@ -1,0 +1,36 @@
+"""Parse one framed syslog message from a drain by dispatching on its app name and procid.
+
+`heroku router` lines are requests; `heroku logplex` lines are Logplex's own events;
+other `heroku <dyno>` lines are runtime metrics or dyno lifecycle events; `app api`
+lines are platform API events. The app's own output (`app web.1`, ...) is None here:
+custom metrics in app lines are not read yet.
+"""
+
+from __future__ import annotations
+
+from drainpipe.model import Record, Skipped
+from drainpipe.parse.events import parse_event
+from drainpipe.parse.router import parse_router
+from drainpipe.parse.runtime import parse_runtime
+from drainpipe.parse.syslog import parse_header
+
+
+# <158>1 2026-11-21T10:00:00.123456+00:00 host heroku router - at=info method=GET path="/" ...
+def parse_message(msg: bytes) -> Record | Skipped | None:
+    """The record one message carries, why it was skipped, or None when it carries none."""
+    header = parse_header(msg)
+    if isinstance(header, Skipped):
+        return header
+    ts_ms, appname, procid, text = header
+    if appname == "heroku":
+        if procid == "router":
+            return parse_router(ts_ms, text)
+        if procid == "logplex":
+            return parse_event(ts_ms, appname, procid, text)
+        sample = parse_runtime(ts_ms, procid, text)
+        if sample is not None:
+            return sample
+        return parse_event(ts_ms, appname, procid, text)
+    if appname == "app" and procid == "api":
+        return parse_event(ts_ms, appname, procid, text)
+    return None
