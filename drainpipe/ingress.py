@@ -14,15 +14,17 @@ import binascii
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Iterable
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
 from drainpipe import batch
 from drainpipe.apps import App, AppRegistry
-from drainpipe.bus import BusUnavailable, Producer
+from drainpipe.bus import BusUnavailable, OutRecord, Producer
 from drainpipe.config import Config
 from drainpipe.frames import FramingError, split_frames
+from drainpipe.model import FRAMES_TOPIC, partition_key
 from drainpipe.selfmetrics import SelfMetrics
 
 log = logging.getLogger(__name__)
@@ -43,13 +45,26 @@ def _basic_password(header: str | None) -> str | None:
 
 class Ingress:
     def __init__(
-        self, registry: AppRegistry, producer: Producer, metrics: SelfMetrics, config: Config
+        self,
+        registry: AppRegistry,
+        producer: Producer,
+        metrics: SelfMetrics,
+        config: Config,
+        recent_frames: Iterable[tuple[str, str]] = (),
     ) -> None:
         self.registry = registry
         self.producer = producer
         self.metrics = metrics
         self.config = config
         self._recent: OrderedDict[tuple[str, str], None] = OrderedDict()
+        for key in recent_frames:  # (owner, Logplex-Frame-Id) accepted before a restart
+            self._remember(key)
+
+    def _remember(self, key: tuple[str, str]) -> None:
+        self._recent[key] = None
+        self._recent.move_to_end(key)
+        if len(self._recent) > RECENT_FRAME_IDS:
+            self._recent.popitem(last=False)
 
     def _answer(self, status: int, reason: str = "", detail: str = "") -> Response:
         self.metrics.requests.labels(str(status)).inc()
@@ -106,7 +121,7 @@ class Ingress:
                 "msg_count",
                 f"Logplex-Msg-Count says {msg_count} messages but the body has {len(frames)} frames",
             )
-        frame_id = request.headers.get("logplex-frame-id")
+        frame_id = request.headers.get("logplex-frame-id", "")[:128]
         dedup_key = (app.id, frame_id) if frame_id else None
         if dedup_key is not None and dedup_key in self._recent:
             self.metrics.duplicates.inc()
@@ -121,6 +136,11 @@ class Ingress:
             self.metrics.skipped.labels(reason).inc(n)
         if parsed.upstream_dropped:
             self.metrics.upstream_dropped.inc(parsed.upstream_dropped)
+        if dedup_key is not None:
+            # Last, in the same durable append: present only if everything before it is.
+            parsed.records.append(
+                OutRecord(FRAMES_TOPIC, partition_key(app.id, ""), dedup_key[1].encode())
+            )
         if parsed.records:
             try:
                 await asyncio.wrap_future(self.producer.send(parsed.records))
@@ -128,7 +148,5 @@ class Ingress:
                 log.warning("ingress.bus_unavailable", extra={"app": app.name, "error": str(exc)})
                 return self._answer(503, "bus_unavailable", f"not stored, retry: {exc}")
         if dedup_key is not None:
-            self._recent[dedup_key] = None
-            if len(self._recent) > RECENT_FRAME_IDS:
-                self._recent.popitem(last=False)
+            self._remember(dedup_key)
         return self._answer(204)

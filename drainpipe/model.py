@@ -160,6 +160,9 @@ SCHEMAS: Final = (ROUTER, MEMORY, LOAD)
 SCHEMA_BY_TOPIC: Final = {s.topic: s for s in SCHEMAS}
 SCHEMA_BY_FAMILY: Final = {s.family: s for s in SCHEMAS}
 EVENTS_TOPIC: Final = "PLATFORM_EVENTS.v1"
+# Logplex-Frame-Id of every accepted drain request (key: owner|, value: the id), written
+# in the same durable append as its measurements, so retries are recognised after a restart.
+FRAMES_TOPIC: Final = "DRAIN_FRAMES.v1"
 SUMMARY_TOPICS: Final = tuple(s.summary_topic for s in SCHEMAS)
 
 

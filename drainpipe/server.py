@@ -20,6 +20,7 @@ from drainpipe.apps import AppRegistry
 from drainpipe.bus.embedded import EmbeddedBus
 from drainpipe.config import Config
 from drainpipe.ingress import Ingress
+from drainpipe.model import FRAMES_TOPIC
 from drainpipe.rollup.worker import RollupWorker
 from drainpipe.selfmetrics import SelfMetrics
 from drainpipe.sink import SinkWorker
@@ -29,6 +30,15 @@ from drainpipe.store.sqlite import SqliteStore
 log = logging.getLogger(__name__)
 
 RETENTION_EVERY_S = 3600.0
+
+
+def recent_frames(bus: EmbeddedBus) -> list[tuple[str, str]]:
+    """(owner, Logplex-Frame-Id) of requests accepted in the log's tail."""
+    out = []
+    for m in bus.tail(FRAMES_TOPIC):
+        owner = m.key.decode().partition("|")[0]
+        out.append((owner, m.value.decode()))
+    return out
 
 
 @dataclass
@@ -43,7 +53,9 @@ class Pipeline:
         self.bus = EmbeddedBus(c.bus_dir, c.partitions)
         self.store = SqliteStore(c.store_path)
         self.registry = AppRegistry(c.apps_path)
-        self.ingress = Ingress(self.registry, self.bus.producer(), self.metrics, c)
+        self.ingress = Ingress(
+            self.registry, self.bus.producer(), self.metrics, c, recent_frames(self.bus)
+        )
         self.api = Api(self.registry, self.store)
         self.rollup = RollupWorker(self.bus, self.metrics, c.flush_interval_s, c.lateness_s)
         self.sink = SinkWorker(self.bus, self.store, self.metrics)

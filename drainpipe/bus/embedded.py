@@ -153,6 +153,24 @@ class EmbeddedBus:
         with self.appended:
             self.appended.notify_all()
 
+    def tail(self, topic: str, max_bytes: int = 64 * 1024 * 1024) -> list[Message]:
+        """Messages of topic in at least the last max_bytes of the log, oldest first.
+
+        Reading starts at the base of the segment holding that point: a record boundary.
+        """
+        want = self.wal.end - max_bytes
+        with self.wal._lock:
+            bases = [seg.base for seg in self.wal.segments if seg.base <= max(want, 0)]
+            pos = bases[-1] if bases else self.wal.segments[0].base
+        out: list[Message] = []
+        while pos < self.wal.end:
+            msgs, nxt = self.wal.read(pos)
+            out.extend(m for m in msgs if m.topic == topic)
+            if nxt == pos:
+                break
+            pos = nxt
+        return out
+
     # -- consumer groups --------------------------------------------------------------
     def consumer(self, group: str) -> EmbeddedConsumer:
         return EmbeddedConsumer(self, group)
