@@ -47,7 +47,9 @@ def merge_stat(a: Stat, b: Stat) -> Stat:
     )
 
 
-def new_summary(owner: str, process_type: str, family: str, period_s: int, start_ms: int) -> Summary:
+def new_summary(
+    owner: str, process_type: str, family: str, period_s: int, start_ms: int
+) -> Summary:
     return Summary(owner, process_type, family, period_s, start_ms)
 
 

@@ -91,9 +91,11 @@ class AppRegistry:
         h = digest(secret)
         app = cache.get(h)
         if app is None:
-            row = self._conn().execute(
-                f"SELECT id, name, {column} FROM apps WHERE {column} = ?", (h,)
-            ).fetchone()
+            row = (
+                self._conn()
+                .execute(f"SELECT id, name, {column} FROM apps WHERE {column} = ?", (h,))
+                .fetchone()
+            )
             if row is None or not hmac.compare_digest(row[2], h):
                 return None
             app = cache[h] = App(row[0], row[1])

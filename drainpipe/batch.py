@@ -99,13 +99,15 @@ def build(owner: str, frames: list[bytes], now_ms: int, max_future_ms: int) -> P
             if rec.kind == "logplex_drop":
                 out.upstream_dropped += int(rec.attrs.get("dropped", "0") or 0)
             events.setdefault(rec.process_type, []).append(
-                EventRecord(rec.ts_ms, rec.process_type, rec.source, rec.kind, rec.text, dict(rec.attrs))
+                EventRecord(
+                    rec.ts_ms, rec.process_type, rec.source, rec.kind, rec.text, dict(rec.attrs)
+                )
             )
     for (schema, pt), table in rows.items():
         columns = {}
         for i, (name, dtype) in enumerate(schema.columns):
             columns[name] = np.fromiter((r[i] for r in table), dtype=dtype, count=len(table))
-        value = codec.encode_batch(schema, owner, pt, columns)  # type: ignore[arg-type]
+        value = codec.encode_batch(schema, owner, pt, columns)
         out.records.append(OutRecord(schema.topic, partition_key(owner, pt), value))
     for pt, evs in events.items():
         value = codec.encode_events(EventBatch(owner, pt, evs))

@@ -26,8 +26,12 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--host", help="address to listen on (127.0.0.1)")
     up.add_argument("--port", type=int, help="port to listen on (5000, or $PORT)")
     up.add_argument("--partitions", type=int, help="bus partitions, fixed at creation (8)")
-    up.add_argument("--flush-interval", type=float, dest="flush_interval_s",
-                    help="seconds a changed minute waits before it is flushed (1.0)")
+    up.add_argument(
+        "--flush-interval",
+        type=float,
+        dest="flush_interval_s",
+        help="seconds a changed minute waits before it is flushed (1.0)",
+    )
     up.add_argument("--log-level", default="INFO")
 
     apps = sub.add_parser("apps", help="manage apps and their credentials")
@@ -35,8 +39,11 @@ def _parser() -> argparse.ArgumentParser:
     create = apps_sub.add_parser("create", help="create an app; prints its credentials once")
     create.add_argument("name")
     create.add_argument("--data-dir", type=Path)
-    create.add_argument("--url", default=None,
-                        help="public base URL of drainpipe for the drain_url (http://127.0.0.1:5000)")
+    create.add_argument(
+        "--url",
+        default=None,
+        help="public base URL of drainpipe for the drain_url (http://127.0.0.1:5000)",
+    )
     lst = apps_sub.add_parser("list", help="list apps")
     lst.add_argument("--data-dir", type=Path)
     return p

@@ -27,7 +27,9 @@ _summary_decoder = msgspec.msgpack.Decoder(Summary)
 _encoder = msgspec.msgpack.Encoder()
 
 
-def encode_batch(schema: Schema, owner: str, process_type: str, columns: Mapping[str, Column]) -> bytes:
+def encode_batch(
+    schema: Schema, owner: str, process_type: str, columns: Mapping[str, Column]
+) -> bytes:
     cols = []
     for name, dtype in schema.columns:
         cols.append(np.ascontiguousarray(columns[name], dtype=dtype).tobytes())
@@ -41,7 +43,8 @@ def decode_batch(schema: Schema, value: bytes) -> tuple[str, str, dict[str, Colu
         raise DecodeError(f"{schema.topic}: not a batch: {exc}") from exc
     if len(batch.columns) != len(schema.columns):
         raise DecodeError(
-            f"{schema.topic}: batch has {len(batch.columns)} columns, schema has {len(schema.columns)}"
+            f"{schema.topic}: batch has {len(batch.columns)} columns, "
+            f"schema has {len(schema.columns)}"
         )
     out: dict[str, Column] = {}
     rows = -1
@@ -50,7 +53,7 @@ def decode_batch(schema: Schema, value: bytes) -> tuple[str, str, dict[str, Colu
         if rows >= 0 and arr.size != rows:
             raise DecodeError(f"{schema.topic}: column {name} has {arr.size} rows, not {rows}")
         rows = arr.size
-        out[name] = arr  # type: ignore[assignment]
+        out[name] = arr
     return batch.owner, batch.process_type, out
 
 

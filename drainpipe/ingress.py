@@ -33,7 +33,7 @@ RECENT_FRAME_IDS = 65_536
 
 
 def _basic_password(header: str | None) -> str | None:
-    if not header or not header[:6].lower() == "basic ":
+    if not header or header[:6].lower() != "basic ":
         return None
     try:
         decoded = base64.b64decode(header[6:].strip(), validate=True).decode()
@@ -100,7 +100,9 @@ class Ingress:
         try:
             msg_count = int(raw_count) if raw_count is not None else None
         except ValueError:
-            return self._answer(400, "msg_count", f"Logplex-Msg-Count {raw_count!r} is not a number")
+            return self._answer(
+                400, "msg_count", f"Logplex-Msg-Count {raw_count!r} is not a number"
+            )
         length = request.headers.get("content-length")
         if length and length.isdigit() and int(length) > self.config.max_body_bytes:
             return self._answer(
@@ -119,7 +121,8 @@ class Ingress:
             return self._answer(
                 400,
                 "msg_count",
-                f"Logplex-Msg-Count says {msg_count} messages but the body has {len(frames)} frames",
+                f"Logplex-Msg-Count says {msg_count} messages "
+                f"but the body has {len(frames)} frames",
             )
         frame_id = request.headers.get("logplex-frame-id", "")[:128]
         dedup_key = (app.id, frame_id) if frame_id else None

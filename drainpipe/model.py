@@ -28,7 +28,9 @@ class RouterRequest:
     """One `heroku router` line: a request the router served or failed."""
 
     ts_ms: int
-    process_type: str  # "web" for dyno=web.1; "web" when dyno is empty (the router only routes to web)
+    process_type: (
+        str  # "web" for dyno=web.1; "web" when dyno is empty (the router only routes to web)
+    )
     status: int  # HTTP status; 0 when absent
     service_ms: float | None  # None when the field is missing or empty
     connect_ms: float | None

@@ -11,7 +11,10 @@ class SelfMetrics:
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry()
         self.requests = Counter(
-            "drainpipe_drain_requests", "Drain requests answered, by HTTP status", ["status"], registry=r
+            "drainpipe_drain_requests",
+            "Drain requests answered, by HTTP status",
+            ["status"],
+            registry=r,
         )
         self.rejected = Counter(
             "drainpipe_drain_batches_rejected",
@@ -21,7 +24,7 @@ class SelfMetrics:
         )
         self.duplicates = Counter(
             "drainpipe_drain_duplicate_frames",
-            "Drain requests whose Logplex-Frame-Id was already accepted (retries), not counted again",
+            "Drain requests retried with an accepted Logplex-Frame-Id, not counted twice",
             registry=r,
         )
         self.lines = Counter(
@@ -42,10 +45,15 @@ class SelfMetrics:
             registry=r,
         )
         self.bad_messages = Counter(
-            "drainpipe_bus_bad_messages", "Bus messages that could not be decoded", ["topic"], registry=r
+            "drainpipe_bus_bad_messages",
+            "Bus messages that could not be decoded",
+            ["topic"],
+            registry=r,
         )
         self.summaries_flushed = Counter(
-            "drainpipe_rollup_summaries_flushed", "Summary versions produced by the rollup", registry=r
+            "drainpipe_rollup_summaries_flushed",
+            "Summary versions produced by the rollup",
+            registry=r,
         )
         self.summaries_written = Counter(
             "drainpipe_sink_summaries_written", "Summary versions written to the store", registry=r

@@ -136,7 +136,9 @@ def serve(config: Config) -> None:
     # uvicorn restores the handlers it found and then re-raises the signal it caught;
     # with these in place that re-raise is harmless and the final flush below runs.
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda signum, _: log.info("drainpipe.stopping", extra={"signal": signum}))
+        signal.signal(
+            sig, lambda signum, _: log.info("drainpipe.stopping", extra={"signal": signum})
+        )
     try:
         server.run()  # returns after SIGINT/SIGTERM, once in-flight requests are answered
     finally:

@@ -24,7 +24,9 @@ MAX_BATCH = 1024
 MAX_BACKOFF_S = 30.0
 
 
-def decode(messages: list[Message], metrics: SelfMetrics) -> tuple[list[Summary], list[StoredEvent]]:
+def decode(
+    messages: list[Message], metrics: SelfMetrics
+) -> tuple[list[Summary], list[StoredEvent]]:
     """Latest version of each summary key, and all events, of a batch of messages."""
     latest: dict[bytes, Summary] = {}
     events: list[StoredEvent] = []
@@ -40,7 +42,9 @@ def decode(messages: list[Message], metrics: SelfMetrics) -> tuple[list[Summary]
                     latest[m.key] = s
         except codec.DecodeError as exc:
             metrics.bad_messages.labels(m.topic).inc()
-            log.error("sink.bad_message", extra={"topic": m.topic, "offset": m.offset, "error": str(exc)})
+            log.error(
+                "sink.bad_message", extra={"topic": m.topic, "offset": m.offset, "error": str(exc)}
+            )
     return list(latest.values()), events
 
 
@@ -85,4 +89,3 @@ class SinkWorker:
         for m in messages:
             positions[(m.topic, m.partition)] = Position(m.offset + 1)
         self._consumer.commit(positions)
-

@@ -21,12 +21,9 @@ def ts(ms: int) -> str:
 
 
 def router(ms: int, service: int, status: int, dyno: str = "web.1", code: str | None = None) -> str:
-    if code:
-        head = f'at=error code={code} desc="Request timeout"'
-    else:
-        head = "at=info"
+    head = f'at=error code={code} desc="Request timeout"' if code else "at=info"
     return (
-        f"<158>1 {ts(ms)} host heroku router - {head} method=GET path=\"/cart?x=1 2\" "
+        f'<158>1 {ts(ms)} host heroku router - {head} method=GET path="/cart?x=1 2" '
         f'host=shop.example.com request_id=8601b555-6a54-4f5c-9c7b-9d8c2bc4b9d0 fwd="1.2.3.4" '
         f"dyno={dyno} connect=1ms service={service}ms status={status} bytes=656 protocol=https\n"
     )
@@ -70,7 +67,9 @@ class Server:
     proc: subprocess.Popen[bytes]
     log_path: Path
 
-    def post(self, secret: str, payload: bytes, count: int, headers: dict[str, str] | None = None) -> int:
+    def post(
+        self, secret: str, payload: bytes, count: int, headers: dict[str, str] | None = None
+    ) -> int:
         auth = base64.b64encode(f"drain:{secret}".encode()).decode()
         h = {
             "Content-Type": "application/logplex-1",
@@ -118,15 +117,28 @@ def start(data_dir: Path, port: int | None = None, *extra: str) -> Server:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "drainpipe.cli", "up", "--data-dir", str(data_dir),
-             "--port", str(port), *extra],
-            stdout=log, stderr=subprocess.STDOUT, env=env,
+            [
+                sys.executable,
+                "-m",
+                "drainpipe.cli",
+                "up",
+                "--data-dir",
+                str(data_dir),
+                "--port",
+                str(port),
+                *extra,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
         )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"drainpipe up exited {proc.returncode}: {log_path.read_text()[-2000:]}")
+            raise RuntimeError(
+                f"drainpipe up exited {proc.returncode}: {log_path.read_text()[-2000:]}"
+            )
         try:
             with urllib.request.urlopen(f"{url}/healthz", timeout=1):
                 return Server(url, data_dir, proc, log_path)

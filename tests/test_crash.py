@@ -51,7 +51,9 @@ def test_sigkill_at_random_moments_loses_nothing_and_counts_nothing_twice(tmp_pa
                 frame_id, payload, count = todo.pop()
             while time.monotonic() < deadline:  # like Logplex: retry the same frame
                 try:
-                    code = server.post(app["drain_secret"], payload, count, {"Logplex-Frame-Id": frame_id})
+                    code = server.post(
+                        app["drain_secret"], payload, count, {"Logplex-Frame-Id": frame_id}
+                    )
                 except OSError:
                     code = 0
                 if code == 204:
@@ -93,5 +95,8 @@ def test_sigkill_at_random_moments_loses_nothing_and_counts_nothing_twice(tmp_pa
         truth = lower_quantile(values, 0.99)
         assert abs(p["p99"] - truth) <= RELATIVE_ACCURACY * truth * (1 + 1e-9)
     own = server.text("/metrics")
-    assert "drainpipe_rollup_late_dropped_total" not in own or 'late_dropped_total{family="router"}' not in own
+    assert (
+        "drainpipe_rollup_late_dropped_total" not in own
+        or 'late_dropped_total{family="router"}' not in own
+    )
     assert drains.stop(server) == 0

@@ -27,7 +27,9 @@ class Expected:
         self.latency: dict[tuple[str, int], list[float]] = defaultdict(list)
         self.status: dict[tuple[str, int], dict[str, int]] = defaultdict(lambda: defaultdict(int))
         self.errors: dict[tuple[str, int], dict[str, int]] = defaultdict(lambda: defaultdict(int))
-        self.memory: dict[tuple[str, int], list[tuple[float, float, float, float]]] = defaultdict(list)
+        self.memory: dict[tuple[str, int], list[tuple[float, float, float, float]]] = defaultdict(
+            list
+        )
         self.load: dict[tuple[str, int], list[float]] = defaultdict(list)
         self.events: list[tuple[int, str]] = []
         self.skipped = 0
@@ -50,7 +52,9 @@ def generate(rng: random.Random, app: str, base: int) -> tuple[list[str], Expect
             status = 304
         else:
             status = 200
-        lines.append(drains.router(ms, service, status, dyno=rng.choice(["web.1", "web.2"]), code=code))
+        lines.append(
+            drains.router(ms, service, status, dyno=rng.choice(["web.1", "web.2"]), code=code)
+        )
         exp.latency[("web", minute)].append(float(service))
         exp.status[("web", minute)][f"{status // 100}xx"] += 1
         if code:
@@ -70,10 +74,21 @@ def generate(rng: random.Random, app: str, base: int) -> tuple[list[str], Expect
     for ms, app_name, procid, text in [
         (base + 1000, "app", "api", "Release v16 created by user a@example.com"),
         (base + 2000, "app", "api", "Deploy 059375fe by user a@example.com"),
-        (base + 3000, "app", "api", "Scaled to web@2:Standard-1X worker@1:Standard-1X by user a@example.com"),
+        (
+            base + 3000,
+            "app",
+            "api",
+            "Scaled to web@2:Standard-1X worker@1:Standard-1X by user a@example.com",
+        ),
         (base + 4000, "heroku", "web.1", "State changed from starting to up"),
         (base + 5000, "heroku", "web.2", "Error R14 (Memory quota exceeded)"),
-        (base + 6000, "heroku", "logplex", "Error L10 (output buffer overflow): 7 messages dropped since 2026-11-21T10:00:00+00:00."),
+        (
+            base + 6000,
+            "heroku",
+            "logplex",
+            "Error L10 (output buffer overflow): 7 messages dropped since "
+            "2026-11-21T10:00:00+00:00.",
+        ),
     ]:
         lines.append(drains.event(ms, app_name, procid, text))
         exp.events.append((ms, text))
@@ -95,7 +110,9 @@ def lower_quantile(values: list[float], q: float) -> float:
     return float(np.quantile(np.array(values), q, method="lower"))
 
 
-def points(server: drains.Server, app: dict[str, str], metric: str, start: int, end: int, step: int = 60) -> dict:
+def points(
+    server: drains.Server, app: dict[str, str], metric: str, start: int, end: int, step: int = 60
+) -> dict:
     code, body = server.get(
         f"/api/v1/apps/{app['name']}/metrics/{metric}?start={iso(start)}&end={iso(end)}&step={step}",
         app["api_token"],
@@ -109,7 +126,9 @@ def points(server: drains.Server, app: dict[str, str], metric: str, start: int, 
     return out
 
 
-def wait_for_total(server: drains.Server, app: dict[str, str], start: int, end: int, total: int) -> None:
+def wait_for_total(
+    server: drains.Server, app: dict[str, str], start: int, end: int, total: int
+) -> None:
     deadline = time.monotonic() + 30
     seen = -1
     while time.monotonic() < deadline:
@@ -165,7 +184,11 @@ def test_drain_bodies_for_several_apps_come_back_as_exact_metrics(server) -> Non
             assert p["mean"] == pytest.approx(sum(values) / len(values), rel=1e-12)
             for q, key in ((0.5, "p50"), (0.95, "p95"), (0.99, "p99")):
                 truth = lower_quantile(values, q)
-                assert abs(p[key] - truth) <= RELATIVE_ACCURACY * truth * (1 + 1e-9), (key, p, truth)
+                assert abs(p[key] - truth) <= RELATIVE_ACCURACY * truth * (1 + 1e-9), (
+                    key,
+                    p,
+                    truth,
+                )
 
         status = points(srv, app, "router.status", start, end)
         for (pt, m), classes in exp.status.items():
@@ -180,7 +203,11 @@ def test_drain_bodies_for_several_apps_come_back_as_exact_metrics(server) -> Non
         assert set(mem) == {(pt, iso(m)) for pt, m in exp.memory}
         for (pt, m), samples in exp.memory.items():
             p = mem[(pt, iso(m))]
-            totals, rss, swap = [s[0] for s in samples], [s[1] for s in samples], [s[2] for s in samples]
+            totals, rss, swap = (
+                [s[0] for s in samples],
+                [s[1] for s in samples],
+                [s[2] for s in samples],
+            )
             assert p["memory_total_mean"] == pytest.approx(sum(totals) / len(totals), rel=1e-12)
             assert p["memory_total_max"] == max(totals)
             assert p["memory_rss_mean"] == pytest.approx(sum(rss) / len(rss), rel=1e-12)
@@ -210,7 +237,9 @@ def test_drain_bodies_for_several_apps_come_back_as_exact_metrics(server) -> Non
             sum(v.values()) for v in exp.status.values()
         )
 
-        code, body = srv.get(f"/api/v1/apps/{name}/events?start={iso(start)}&end={iso(end)}", app["api_token"])
+        code, body = srv.get(
+            f"/api/v1/apps/{name}/events?start={iso(start)}&end={iso(end)}", app["api_token"]
+        )
         assert code == 200 and isinstance(body, dict)
         assert sorted((e["ts_ms"], e["text"]) for e in body["events"]) == sorted(exp.events)
 
@@ -250,7 +279,9 @@ def test_tokens_read_only_their_own_app(server) -> None:
     assert srv.get(path, "not-a-token")[0] == 401
     assert srv.get(path, apps["blog"]["api_token"])[0] == 403
     assert srv.get(path, apps["shop"]["api_token"])[0] == 200
-    code, body = srv.get("/api/v1/apps/shop/metrics/router.latency?step=45", apps["shop"]["api_token"])
+    code, body = srv.get(
+        "/api/v1/apps/shop/metrics/router.latency?step=45", apps["shop"]["api_token"]
+    )
     assert code == 400 and "multiple of 60" in body["error"]
     code, body = srv.get("/api/v1/apps/shop/metrics/nope", apps["shop"]["api_token"])
     assert code == 404 and "router.latency" in body["error"]

@@ -33,7 +33,9 @@ def test_quantiles_are_within_the_stated_relative_error(data: list[float]) -> No
 
 
 @given(values, values, values)
-def test_merge_is_associative_and_commutative(a: list[float], b: list[float], c: list[float]) -> None:
+def test_merge_is_associative_and_commutative(
+    a: list[float], b: list[float], c: list[float]
+) -> None:
     sa, sb, sc = (sketch.from_values(np.array(x)) for x in (a, b, c))
     left = sketch.merge([sketch.merge([sa, sb]), sc])
     right = sketch.merge([sa, sketch.merge([sb, sc])])

@@ -245,7 +245,9 @@ class EmbeddedConsumer:
     ) -> None:
         committed = self.bus.load_positions(self.group)
         assigned = {
-            (t, p): committed.get((t, p), Position(0)) for t in topics for p in range(self.bus.partitions)
+            (t, p): committed.get((t, p), Position(0))
+            for t in topics
+            for p in range(self.bus.partitions)
         }
         self._topics = frozenset(topics)
         self._next = {tp: pos.offset for tp, pos in assigned.items()}

@@ -207,7 +207,7 @@ class Wal:
                 self.broken = f"{seg.path}: could not cut a failed write back: {exc}"
             raise
         pos = seg.end
-        for (tp, offset, raw) in records:
+        for tp, offset, raw in records:
             self._note(tp[0], tp[1], offset, pos)
             pos += len(raw)
         seg.size += len(data)

@@ -67,7 +67,10 @@ class RollupWorker:
                         owner, pt, cols = codec.decode_batch(schema, m.value)
                     except codec.DecodeError as exc:
                         self.metrics.bad_messages.labels(m.topic).inc()
-                        log.error("rollup.bad_message", extra={"topic": m.topic, "offset": m.offset, "error": str(exc)})
+                        log.error(
+                            "rollup.bad_message",
+                            extra={"topic": m.topic, "offset": m.offset, "error": str(exc)},
+                        )
                         continue
                     self.core.add((m.topic, m.partition), m.offset, schema.family, owner, pt, cols)
                 if time.monotonic() >= next_flush:
@@ -81,7 +84,11 @@ class RollupWorker:
         summaries = self.core.flush()
         if summaries:
             records = [
-                OutRecord(SCHEMA_BY_FAMILY[s.family].summary_topic, summary_key(s), codec.encode_summary(s))
+                OutRecord(
+                    SCHEMA_BY_FAMILY[s.family].summary_topic,
+                    summary_key(s),
+                    codec.encode_summary(s),
+                )
                 for s in summaries
             ]
             self._producer.send(records).result()

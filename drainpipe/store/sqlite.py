@@ -38,7 +38,9 @@ class SqliteStore:
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=True)
+            conn = sqlite3.connect(
+                self.path, timeout=30, isolation_level=None, check_same_thread=True
+            )
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA busy_timeout=30000")
             self._local.conn = conn
@@ -74,7 +76,15 @@ class SqliteStore:
         for s in summaries:
             table = self._ensure(conn, "summaries", day_of(s.start_ms))
             by_table[table].append(
-                (s.owner, s.family, s.period_s, s.process_type, s.start_ms, s.n, codec.encode_summary(s))
+                (
+                    s.owner,
+                    s.family,
+                    s.period_s,
+                    s.process_type,
+                    s.start_ms,
+                    s.n,
+                    codec.encode_summary(s),
+                )
             )
         conn.execute("BEGIN IMMEDIATE")
         try:

@@ -44,7 +44,9 @@ lines_st = st.lists(
 )
 
 
-def raw_log(lines: list[Line], cuts: list[int]) -> list[tuple[tuple[str, int], int, int, list[Line]]]:
+def raw_log(
+    lines: list[Line], cuts: list[int]
+) -> list[tuple[tuple[str, int], int, int, list[Line]]]:
     """Batches of consecutive lines of one series, with their (tp, offset), in log order."""
     out = []
     offsets: dict[tuple[str, int], int] = defaultdict(int)
@@ -171,9 +173,13 @@ def test_any_batching_flushes_and_crashes_give_the_recomputed_store(
             core = fresh()  # state lost; resume from the committed positions
             # Replay the raw log from the earliest committed offset; with `duplicate`,
             # the whole log is offered again and offsets before the commit are skipped.
-            i = 0 if duplicate else min(
-                (j for j, e in enumerate(log) if e[1] >= core.parts[e[0]].next_offset),
-                default=len(log),
+            i = (
+                0
+                if duplicate
+                else min(
+                    (j for j, e in enumerate(log) if e[1] >= core.parts[e[0]].next_offset),
+                    default=len(log),
+                )
             )
             step += 1
             continue
