@@ -3,8 +3,9 @@
 Secrets are 192 random bits (`secrets.token_urlsafe(24)`), so a plain SHA-256 is a safe
 one-way form: no dictionary or brute force reaches that space, and a slow KDF would only
 slow down every drain request. Lookups go by hash and the match is confirmed with
-`hmac.compare_digest`. The registry is its own SQLite file so that `drainpipe apps
-create` works whether or not a server has the data directory open.
+`hmac.compare_digest`. The registry is its own SQLite file in the embedded default (so
+`drainpipe apps create` works whether or not a server has the data directory open) and a
+table in PostgreSQL when drainpipe runs as separate processes (`postgres_registry`).
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ import sqlite3
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 NAME = re.compile(r"^[a-z][a-z0-9-]{1,62}$")
 SECRET_BYTES = 24  # 192 bits
@@ -45,29 +48,59 @@ def digest(secret: str) -> bytes:
     return hashlib.sha256(secret.encode()).digest()
 
 
+class Connection(Protocol):
+    """What sqlite3 and psycopg 3 connections (autocommit) both offer."""
+
+    def execute(self, sql: str, params: Any = ..., /) -> Any: ...
+
+    def close(self) -> None: ...
+
+
+DDL = (
+    "CREATE TABLE IF NOT EXISTS {table} ("
+    " id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
+    " drain_hash {blob} NOT NULL UNIQUE, token_hash {blob} NOT NULL UNIQUE,"
+    " created_ms BIGINT NOT NULL)"
+)
+
+
 class AppRegistry:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
+    """Apps in one SQL table; `connect` gives each thread its own connection."""
+
+    def __init__(
+        self,
+        connect: Callable[[], Connection],
+        placeholder: str = "?",
+        blob: str = "BLOB",
+        table: str = "apps",
+        integrity_errors: tuple[type[Exception], ...] = (sqlite3.IntegrityError,),
+    ) -> None:
+        self._connect = connect
+        self._p = placeholder
+        self._table = table
+        self._integrity_errors = integrity_errors
         self._local = threading.local()
-        conn = self._conn()
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS apps ("
-            " id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
-            " drain_hash BLOB NOT NULL UNIQUE, token_hash BLOB NOT NULL UNIQUE,"
-            " created_ms INTEGER NOT NULL)"
-        )
+        self._all: list[Connection] = []
+        self._all_lock = threading.Lock()
+        self._conn().execute(DDL.format(table=table, blob=blob))
         self._by_drain: dict[bytes, App] = {}
         self._by_token: dict[bytes, App] = {}
 
-    def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+    def _conn(self) -> Connection:
+        conn: Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            conn.execute("PRAGMA busy_timeout=30000")
-            self._local.conn = conn
+            conn = self._local.conn = self._connect()
+            with self._all_lock:
+                self._all.append(conn)
         return conn
+
+    def close(self) -> None:
+        """Close every thread's connection (call when no request is in flight)."""
+        with self._all_lock:
+            conns, self._all = self._all, []
+        for conn in conns:
+            conn.close()
+        self._local = threading.local()
 
     def create(self, name: str) -> NewApp:
         if not NAME.match(name):
@@ -78,12 +111,13 @@ class AppRegistry:
         app = App(uuid.uuid4().hex, name)
         drain_secret = secrets.token_urlsafe(SECRET_BYTES)
         api_token = secrets.token_urlsafe(SECRET_BYTES)
+        p = self._p
         try:
             self._conn().execute(
-                "INSERT INTO apps VALUES (?, ?, ?, ?, ?)",
+                f"INSERT INTO {self._table} VALUES ({p}, {p}, {p}, {p}, {p})",
                 (app.id, name, digest(drain_secret), digest(api_token), int(time.time() * 1000)),
             )
-        except sqlite3.IntegrityError as exc:
+        except self._integrity_errors as exc:
             raise AppError(f"an app named {name!r} already exists") from exc
         return NewApp(app, drain_secret, api_token)
 
@@ -91,12 +125,9 @@ class AppRegistry:
         h = digest(secret)
         app = cache.get(h)
         if app is None:
-            row = (
-                self._conn()
-                .execute(f"SELECT id, name, {column} FROM apps WHERE {column} = ?", (h,))
-                .fetchone()
-            )
-            if row is None or not hmac.compare_digest(row[2], h):
+            sql = f"SELECT id, name, {column} FROM {self._table} WHERE {column} = {self._p}"
+            row = self._conn().execute(sql, (h,)).fetchone()
+            if row is None or not hmac.compare_digest(bytes(row[2]), h):
                 return None
             app = cache[h] = App(row[0], row[1])
         return app
@@ -108,9 +139,45 @@ class AppRegistry:
         return self._lookup("token_hash", token, self._by_token)
 
     def by_name(self, name: str) -> App | None:
-        row = self._conn().execute("SELECT id, name FROM apps WHERE name = ?", (name,)).fetchone()
+        row = (
+            self._conn()
+            .execute(f"SELECT id, name FROM {self._table} WHERE name = {self._p}", (name,))
+            .fetchone()
+        )
         return None if row is None else App(row[0], row[1])
 
     def list(self) -> list[App]:
-        rows = self._conn().execute("SELECT id, name FROM apps ORDER BY name")
+        rows = self._conn().execute(f"SELECT id, name FROM {self._table} ORDER BY name")
         return [App(r[0], r[1]) for r in rows]
+
+
+def sqlite_registry(path: Path) -> AppRegistry:
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def connect() -> Connection:
+        conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+        conn.execute("PRAGMA busy_timeout=30000")
+        conn.execute("PRAGMA journal_mode=WAL")
+        return conn
+
+    return AppRegistry(connect)
+
+
+def postgres_registry(dsn: str, schema: str = "drainpipe") -> AppRegistry:
+    import psycopg
+
+    if not schema.isidentifier():
+        raise AppError(f"schema name {schema!r} is not a plain SQL identifier")
+
+    def connect() -> Connection:
+        conn = psycopg.connect(dsn, autocommit=True)
+        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        return conn
+
+    return AppRegistry(
+        connect,
+        placeholder="%s",
+        blob="BYTEA",
+        table=f"{schema}.apps",
+        integrity_errors=(psycopg.errors.UniqueViolation,),
+    )

@@ -1,4 +1,4 @@
-"""Command line: `drainpipe up`, `drainpipe apps create|list`."""
+"""Command line: `drainpipe up`, the scale-out roles, and `drainpipe apps create|list`."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from drainpipe import logs
-from drainpipe.apps import AppError, AppRegistry
+from drainpipe import logs, roles
+from drainpipe.apps import AppError, postgres_registry, sqlite_registry
 from drainpipe.config import Config, ConfigError
+from drainpipe.roles import ROLES
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -34,11 +35,28 @@ def _parser() -> argparse.ArgumentParser:
     )
     up.add_argument("--log-level", default="INFO")
 
+    for role, text in (
+        ("ingress", "drain endpoint: POST /logs into Kafka"),
+        ("rollup", "raw topics into per-minute summary topics"),
+        ("sink", "summary topics into PostgreSQL shards; failures to RETRY topics"),
+        ("retry", "RETRY topics into PostgreSQL, forever, with backoff"),
+        ("api", "read API over the PostgreSQL shards"),
+    ):
+        r = sub.add_parser(role, help=f"scale-out role: {text} (needs KAFKA_BOOTSTRAP_SERVERS)")
+        r.add_argument("--host", help="address to listen on (ingress, api)")
+        r.add_argument("--port", type=int, help="port to listen on (ingress, api; or $PORT)")
+        r.add_argument("--log-level", default="INFO")
+
     apps = sub.add_parser("apps", help="manage apps and their credentials")
     apps_sub = apps.add_subparsers(dest="apps_command", required=True)
     create = apps_sub.add_parser("create", help="create an app; prints its credentials once")
     create.add_argument("name")
     create.add_argument("--data-dir", type=Path)
+    create.add_argument(
+        "--postgres",
+        action="store_true",
+        help="use the scale-out registry in DATABASE_URL / DRAINPIPE_SHARDS",
+    )
     create.add_argument(
         "--url",
         default=None,
@@ -46,6 +64,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     lst = apps_sub.add_parser("list", help="list apps")
     lst.add_argument("--data-dir", type=Path)
+    lst.add_argument("--postgres", action="store_true")
     return p
 
 
@@ -72,8 +91,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             serve(config)
             return 0
+        if args.command in ROLES:
+            logs.setup(args.log_level)
+            config = Config.from_env(os.environ, host=args.host, port=args.port)
+            roles.run(args.command, config)
+            return 0
         config = Config.from_env(os.environ, data_dir=args.data_dir)
-        registry = AppRegistry(config.apps_path)
+        registry = (
+            postgres_registry(config.shards[0])
+            if args.postgres
+            else sqlite_registry(config.apps_path)
+        )
         if args.apps_command == "create":
             base = args.url or f"http://{config.host}:{config.port}"
             new = registry.create(args.name)

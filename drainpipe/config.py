@@ -37,6 +37,42 @@ def _float(env: Mapping[str, str], name: str, default: float, lo: float, hi: flo
     return value
 
 
+def _kafka(env: Mapping[str, str]) -> tuple[str | None, tuple[tuple[str, str], ...]]:
+    """Bootstrap servers and TLS settings, from KAFKA_BOOTSTRAP_SERVERS or Heroku's KAFKA_URL.
+
+    Heroku's Kafka add-on gives `kafka+ssl://host:port,kafka+ssl://...` and PEM strings in
+    KAFKA_TRUSTED_CERT, KAFKA_CLIENT_CERT and KAFKA_CLIENT_CERT_KEY.
+    """
+    plain = env.get("KAFKA_BOOTSTRAP_SERVERS")
+    if plain:
+        return plain, ()
+    url = env.get("KAFKA_URL")
+    if not url:
+        return None, ()
+    hosts, tls = [], False
+    for part in url.split(","):
+        scheme, sep, rest = part.strip().partition("://")
+        if not sep:
+            scheme, rest = "kafka", scheme
+        if scheme not in ("kafka", "kafka+ssl"):
+            raise ConfigError(f"KAFKA_URL entry {part!r}: scheme must be kafka:// or kafka+ssl://")
+        tls = tls or scheme == "kafka+ssl"
+        hosts.append(rest)
+    extra: list[tuple[str, str]] = []
+    if tls:
+        extra.append(("security.protocol", "SSL"))
+        for var, key in (
+            ("KAFKA_TRUSTED_CERT", "ssl.ca.pem"),
+            ("KAFKA_CLIENT_CERT", "ssl.certificate.pem"),
+            ("KAFKA_CLIENT_CERT_KEY", "ssl.key.pem"),
+        ):
+            if env.get(var):
+                extra.append((key, env[var]))
+        # Heroku's broker certificates name no host we connect by.
+        extra.append(("ssl.endpoint.identification.algorithm", "none"))
+    return ",".join(hosts), tuple(extra)
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     data_dir: Path = Path("./data")
@@ -48,6 +84,13 @@ class Config:
     max_future_s: int = 300  # lines further ahead of the wall clock are clock skew
     retention_days: int = 8
     max_body_bytes: int = 8 * 1024 * 1024
+    # Scale-out (process roles): Kafka and PostgreSQL shards.
+    kafka_bootstrap: str | None = None
+    kafka_config: tuple[tuple[str, str], ...] = ()  # extra librdkafka settings
+    kafka_partitions: int = 32
+    kafka_replication: int = 3
+    topic_prefix: str = ""
+    shards: tuple[str, ...] = ()  # PostgreSQL DSNs; the first also holds the app registry
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], **flags: object) -> Config:
@@ -62,8 +105,32 @@ class Config:
             "max_future_s": _int(env, "DRAINPIPE_MAX_FUTURE_S", 300, 0, 86_400),
             "retention_days": _int(env, "DRAINPIPE_RETENTION_DAYS", 8, 1, 3650),
         }
+        bootstrap, kafka_config = _kafka(env)
+        shards = tuple((env.get("DRAINPIPE_SHARDS") or "").replace(",", " ").split())
+        if not shards and env.get("DATABASE_URL"):
+            shards = (env["DATABASE_URL"],)
+        values.update(
+            kafka_bootstrap=bootstrap,
+            kafka_config=kafka_config,
+            kafka_partitions=_int(env, "DRAINPIPE_KAFKA_PARTITIONS", 32, 1, 4096),
+            kafka_replication=_int(env, "DRAINPIPE_KAFKA_REPLICATION", 3, 1, 16),
+            topic_prefix=env.get("DRAINPIPE_TOPIC_PREFIX") or env.get("KAFKA_PREFIX") or "",
+            shards=shards,
+        )
         values.update({k: v for k, v in flags.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
+
+    def require_scale(self, role: str) -> None:
+        missing = []
+        if not self.kafka_bootstrap:
+            missing.append("KAFKA_BOOTSTRAP_SERVERS (or KAFKA_URL)")
+        if not self.shards and role in ("sink", "retry", "api", "ingress"):
+            missing.append("DATABASE_URL or DRAINPIPE_SHARDS")
+        if missing:
+            raise ConfigError(
+                f"`drainpipe {role}` runs against Kafka and PostgreSQL; set {' and '.join(missing)}"
+                " (or use `drainpipe up` for the all-in-one embedded default)"
+            )
 
     @property
     def bus_dir(self) -> Path:

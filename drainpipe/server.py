@@ -1,22 +1,18 @@
-"""The all-in-one process: wires bus, ingress, rollup, sink, store and API together."""
+"""The all-in-one process (`drainpipe up`): wires bus, ingress, rollup, sink, store and API."""
 
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import uvicorn
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Route
 
+from drainpipe import http
 from drainpipe.api import Api
-from drainpipe.apps import AppRegistry
+from drainpipe.apps import sqlite_registry
 from drainpipe.bus.embedded import EmbeddedBus
 from drainpipe.config import Config
 from drainpipe.ingress import Ingress
@@ -52,7 +48,7 @@ class Pipeline:
         c = self.config
         self.bus = EmbeddedBus(c.bus_dir, c.partitions)
         self.store = SqliteStore(c.store_path)
-        self.registry = AppRegistry(c.apps_path)
+        self.registry = sqlite_registry(c.apps_path)
         self.ingress = Ingress(
             self.registry, self.bus.producer(), self.metrics, c, recent_frames(self.bus)
         )
@@ -63,21 +59,7 @@ class Pipeline:
         self._threads: list[threading.Thread] = []
 
     def http_app(self) -> Starlette:
-        async def own_metrics(_: Request) -> Response:
-            return Response(self.metrics.render(), media_type="text/plain; version=0.0.4")
-
-        async def health(_: Request) -> Response:
-            return PlainTextResponse("ok\n")
-
-        return Starlette(
-            routes=[
-                Route("/logs", self.ingress.handle, methods=["POST"]),
-                Route("/api/v1/apps/{name}/metrics/{metric}", self.api.metrics, methods=["GET"]),
-                Route("/api/v1/apps/{name}/events", self.api.events, methods=["GET"]),
-                Route("/metrics", own_metrics, methods=["GET"]),
-                Route("/healthz", health, methods=["GET"]),
-            ]
-        )
+        return http.app(self.metrics, self.ingress, self.api)
 
     def _spawn(self, name: str, target: Callable[[threading.Event], None]) -> None:
         def run() -> None:
@@ -112,35 +94,11 @@ class Pipeline:
             t.join(timeout=30)
         self.bus.close()
         self.store.close()
+        self.registry.close()
 
 
 def serve(config: Config) -> None:
     pipeline = Pipeline(config)
     pipeline.start_workers()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            pipeline.http_app(),
-            host=config.host,
-            port=config.port,
-            loop="uvloop",
-            http="httptools",
-            log_config=None,
-            access_log=False,
-            timeout_graceful_shutdown=10,
-        )
-    )
-    log.info(
-        "drainpipe.up",
-        extra={"host": config.host, "port": config.port, "data_dir": str(config.data_dir)},
-    )
-    # uvicorn restores the handlers it found and then re-raises the signal it caught;
-    # with these in place that re-raise is harmless and the final flush below runs.
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(
-            sig, lambda signum, _: log.info("drainpipe.stopping", extra={"signal": signum})
-        )
-    try:
-        server.run()  # returns after SIGINT/SIGTERM, once in-flight requests are answered
-    finally:
-        pipeline.stop()
-        log.info("drainpipe.stopped")
+    log.info("drainpipe.up", extra={"data_dir": str(config.data_dir)})
+    http.serve(pipeline.http_app(), config.host, config.port, pipeline.stop)

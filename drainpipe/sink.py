@@ -1,7 +1,10 @@
-"""Sink worker: consume summary and event topics, write them to the store, commit offsets.
+"""Sink workers: summary and event topics into the store; failed writes via RETRY topics.
 
-Positions are committed only after the store's transaction commits, so a crash replays
-the last batch, which the store's idempotent writes absorb.
+Positions are committed only after the store's transaction commits (or, on failure, after
+the batch is durable in its RETRY topic), so a crash replays the last batch, which the
+store's idempotent writes absorb. With no retry producer (the embedded default) a failed
+write is retried in place with backoff. The retry worker consumes RETRY topics and
+retries forever, so an outage of one store shard never blocks fresh data.
 """
 
 from __future__ import annotations
@@ -11,15 +14,15 @@ import threading
 from collections.abc import Mapping
 
 from drainpipe import codec
-from drainpipe.bus import Bus, Message, Position, TopicPartition
-from drainpipe.model import EVENTS_TOPIC, SUMMARY_TOPICS, Summary
+from drainpipe.bus import Bus, Message, OutRecord, Position, Producer, TopicPartition
+from drainpipe.model import EVENTS_TOPIC, SUMMARY_TOPICS, Summary, retry_topic
 from drainpipe.selfmetrics import SelfMetrics
 from drainpipe.store import Store, StoredEvent
 
 log = logging.getLogger(__name__)
 
-GROUP = "sink"
 TOPICS = (*SUMMARY_TOPICS, EVENTS_TOPIC)
+RETRY_TOPICS = tuple(retry_topic(t) for t in TOPICS)
 MAX_BATCH = 1024
 MAX_BACKOFF_S = 30.0
 
@@ -31,8 +34,9 @@ def decode(
     latest: dict[bytes, Summary] = {}
     events: list[StoredEvent] = []
     for m in messages:
+        topic = m.topic.removeprefix("RETRY.")
         try:
-            if m.topic == EVENTS_TOPIC:
+            if topic == EVENTS_TOPIC:
                 batch = codec.decode_events(m.value)
                 events.extend(StoredEvent(batch.owner, e) for e in batch.events)
             else:
@@ -49,43 +53,79 @@ def decode(
 
 
 class SinkWorker:
-    def __init__(self, bus: Bus, store: Store, metrics: SelfMetrics) -> None:
+    """Consumes `topics` as consumer group `group`; see the module docstring."""
+
+    def __init__(
+        self,
+        bus: Bus,
+        store: Store,
+        metrics: SelfMetrics,
+        retry: Producer | None = None,
+        group: str = "sink",
+        topics: tuple[str, ...] = TOPICS,
+    ) -> None:
         self.store = store
         self.metrics = metrics
-        self._consumer = bus.consumer(GROUP)
+        self.retry = retry
+        self.group = group
+        self.topics = topics
+        self._consumer = bus.consumer(group)
 
     def _on_assign(self, assigned: Mapping[TopicPartition, Position]) -> None:
-        log.info("sink.assigned", extra={"partitions": len(assigned)})
+        log.info(f"{self.group}.assigned", extra={"partitions": len(assigned)})
 
     def run(self, stop: threading.Event) -> None:
-        self._consumer.subscribe(TOPICS, self._on_assign)
+        self._consumer.subscribe(self.topics, self._on_assign)
         try:
             while not stop.is_set():
                 messages = self._consumer.poll(MAX_BATCH, 0.1)
-                if messages:
-                    self._write(messages, stop)
+                if messages and not self._write(messages, stop):
+                    return
         finally:
             self._consumer.close()
 
-    def _write(self, messages: list[Message], stop: threading.Event) -> None:
+    def _store(self, summaries: list[Summary], events: list[StoredEvent]) -> None:
+        if summaries:
+            self.store.write_summaries(summaries)
+        if events:
+            self.store.write_events(events)
+        self.metrics.summaries_written.inc(len(summaries))
+        self.metrics.events_written.inc(len(events))
+
+    def _write(self, messages: list[Message], stop: threading.Event) -> bool:
+        """Store (or park in RETRY) and commit; False if stopped before that happened."""
         summaries, events = decode(messages, self.metrics)
         backoff = 0.1
         while True:
             try:
-                if summaries:
-                    self.store.write_summaries(summaries)
-                if events:
-                    self.store.write_events(events)
+                self._store(summaries, events)
                 break
             except Exception as exc:
                 self.metrics.sink_failures.inc()
-                log.error("sink.write_failed", extra={"error": str(exc), "retry_in_s": backoff})
+                if self.retry is not None:
+                    self._park(messages, exc)
+                    break
+                log.error(
+                    f"{self.group}.write_failed", extra={"error": str(exc), "retry_in_s": backoff}
+                )
                 if stop.wait(backoff):
-                    return  # not committed: replayed on the next start
+                    return False  # not committed: replayed on the next start
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
-        self.metrics.summaries_written.inc(len(summaries))
-        self.metrics.events_written.inc(len(events))
         positions: dict[TopicPartition, Position] = {}
         for m in messages:
             positions[(m.topic, m.partition)] = Position(m.offset + 1)
         self._consumer.commit(positions)
+        return True
+
+    def _park(self, messages: list[Message], exc: Exception) -> None:
+        assert self.retry is not None
+        records = [OutRecord(retry_topic(m.topic), m.key, m.value) for m in messages]
+        self.retry.send(records).result()
+        log.warning(
+            f"{self.group}.parked_in_retry", extra={"messages": len(records), "error": str(exc)}
+        )
+
+
+def retry_worker(bus: Bus, store: Store, metrics: SelfMetrics) -> SinkWorker:
+    """Consumes the RETRY topics and retries each batch in place until it lands."""
+    return SinkWorker(bus, store, metrics, retry=None, group="retry", topics=RETRY_TOPICS)

@@ -1,0 +1,99 @@
+"""Scale-out process roles on Kafka and PostgreSQL: ingress, rollup, sink, retry, api.
+
+Each role is one process type (see the Procfile); scale a role by running more of it.
+Ingress and api are stateless HTTP servers behind a load balancer; rollup, sink and
+retry are consumer-group members, so Kafka spreads the partitions over however many
+run (32 partitions allow up to 32 of each).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from typing import TYPE_CHECKING
+
+from drainpipe import http
+from drainpipe.api import Api
+from drainpipe.apps import AppRegistry, postgres_registry
+from drainpipe.config import Config
+from drainpipe.ingress import Ingress
+from drainpipe.rollup.worker import RollupWorker
+from drainpipe.selfmetrics import SelfMetrics
+from drainpipe.sink import SinkWorker, retry_worker
+
+if TYPE_CHECKING:
+    from drainpipe.bus.kafka import KafkaBus
+    from drainpipe.store.postgres import PostgresStore
+
+log = logging.getLogger(__name__)
+
+ROLES = ("ingress", "rollup", "sink", "retry", "api")
+
+
+def kafka_bus(config: Config) -> KafkaBus:
+    from drainpipe.bus.kafka import KafkaBus
+
+    assert config.kafka_bootstrap is not None
+    return KafkaBus(
+        config.kafka_bootstrap,
+        partitions=config.kafka_partitions,
+        replication=config.kafka_replication,
+        extra=dict(config.kafka_config),
+        topic_prefix=config.topic_prefix,
+    )
+
+
+def postgres_store(config: Config) -> PostgresStore:
+    from drainpipe.store.postgres import PostgresStore
+
+    return PostgresStore(list(config.shards))
+
+
+def registry(config: Config) -> AppRegistry:
+    return postgres_registry(config.shards[0])
+
+
+def _until_signalled() -> threading.Event:
+    stop = threading.Event()
+
+    def handle(signum: int, _: object) -> None:
+        log.info("drainpipe.stopping", extra={"signal": signum})
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+    return stop
+
+
+def run(role: str, config: Config) -> None:
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}; roles: {', '.join(ROLES)}")
+    config.require_scale(role)
+    metrics = SelfMetrics()
+    log.info("drainpipe.role", extra={"role": role, "kafka": config.kafka_bootstrap})
+    if role == "api":
+        store = postgres_store(config)
+        api = Api(registry(config), store)
+        http.serve(http.app(metrics, api=api), config.host, config.port, store.close)
+        return
+    bus = kafka_bus(config)
+    try:
+        if role == "ingress":
+            ingress = Ingress(registry(config), bus.producer(), metrics, config)
+            http.serve(http.app(metrics, ingress=ingress), config.host, config.port, lambda: None)
+        elif role == "rollup":
+            RollupWorker(bus, metrics, config.flush_interval_s, config.lateness_s).run(
+                _until_signalled()
+            )
+        else:
+            store = postgres_store(config)
+            try:
+                if role == "sink":
+                    SinkWorker(bus, store, metrics, retry=bus.producer()).run(_until_signalled())
+                else:
+                    retry_worker(bus, store, metrics).run(_until_signalled())
+            finally:
+                store.close()
+    finally:
+        bus.close()
