@@ -83,6 +83,7 @@ class Config:
     lateness_s: int = 300
     max_future_s: int = 300  # lines further ahead of the wall clock are clock skew
     retention_days: int = 8
+    raw_retention_hours: int = 24  # embedded raw log kept at least this long
     max_body_bytes: int = 8 * 1024 * 1024
     # Scale-out (process roles): Kafka and PostgreSQL shards.
     kafka_bootstrap: str | None = None
@@ -104,6 +105,7 @@ class Config:
             "lateness_s": _int(env, "DRAINPIPE_LATENESS_S", 300, 0, 86_400),
             "max_future_s": _int(env, "DRAINPIPE_MAX_FUTURE_S", 300, 0, 86_400),
             "retention_days": _int(env, "DRAINPIPE_RETENTION_DAYS", 8, 1, 3650),
+            "raw_retention_hours": _int(env, "DRAINPIPE_RAW_RETENTION_HOURS", 24, 1, 24 * 3650),
         }
         bootstrap, kafka_config = _kafka(env)
         shards = tuple((env.get("DRAINPIPE_SHARDS") or "").replace(",", " ").split())

@@ -84,6 +84,7 @@ class Pipeline:
             dropped = self.store.drop_before(cutoff)
             if dropped:
                 log.info("store.retention_dropped", extra={"tables": dropped})
+            self.bus.enforce_retention(self.config.raw_retention_hours * 3600.0)
             if stop.wait(RETENTION_EVERY_S):
                 return
 

@@ -8,6 +8,7 @@ files replaced atomically (write, fsync, rename, fsync the directory).
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -27,7 +28,7 @@ from drainpipe.bus import (
     Position,
     TopicPartition,
 )
-from drainpipe.bus.wal import Wal, encode
+from drainpipe.bus.wal import Segment, Wal, encode
 from drainpipe.model import partition_for
 
 log = logging.getLogger(__name__)
@@ -53,15 +54,41 @@ def _atomic_write(path: Path, data: bytes) -> None:
         os.close(fd)
 
 
+class BusLocked(RuntimeError):
+    pass
+
+
+def _lock(path: Path) -> int:
+    """Hold an exclusive lock on the bus for this process's life: one writer per log."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise BusLocked(
+            f"{path.parent} is in use by another drainpipe process (pid {holder}); stop it, "
+            "or give this one another --data-dir"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    return fd
+
+
 class EmbeddedBus:
     """A bus in the data directory: `<dir>/wal/*.wal` and `<dir>/groups/*.json`."""
 
     def __init__(self, directory: Path, partitions: int | None = None) -> None:
         self.dir = directory
         directory.mkdir(parents=True, exist_ok=True)
-        self.partitions = self._partitions(partitions)
-        (directory / "groups").mkdir(exist_ok=True)
-        self.wal = Wal(directory / "wal")
+        self._lock_fd = _lock(directory / "LOCK")
+        try:
+            self.partitions = self._partitions(partitions)
+            (directory / "groups").mkdir(exist_ok=True)
+            self.wal = Wal(directory / "wal")
+        except BaseException:
+            os.close(self._lock_fd)
+            raise
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
         self._pending_bytes = 0
         self._pending_lock = threading.Lock()
@@ -171,6 +198,33 @@ class EmbeddedBus:
             pos = nxt
         return out
 
+    def enforce_retention(self, max_age_s: float, now: float | None = None) -> list[Path]:
+        """Delete the oldest segments older than max_age_s that every consumer group is past.
+
+        A group holds back a segment if it consumes any of its topics and has not committed
+        beyond that segment's newest offset of the partition; topics no group consumes
+        (drain frame ids) go by age alone.
+        """
+        now = time.time() if now is None else now
+        groups = [self.load_positions(p.stem) for p in (self.dir / "groups").glob("*.json")]
+        consumed = [{tp[0] for tp in g} for g in groups]
+
+        def deletable(seg: Segment) -> bool:
+            if now - seg.path.stat().st_mtime < max_age_s:
+                return False
+            for tp, last in seg.last_offsets.items():
+                for positions, topics in zip(groups, consumed, strict=True):
+                    if tp[0] in topics:
+                        pos = positions.get(tp)
+                        if pos is None or pos.offset <= last:
+                            return False
+            return True
+
+        dropped = self.wal.drop_oldest(deletable)
+        if dropped:
+            log.info("bus.retention_dropped", extra={"segments": [p.name for p in dropped]})
+        return dropped
+
     # -- consumer groups --------------------------------------------------------------
     def consumer(self, group: str) -> EmbeddedConsumer:
         return EmbeddedConsumer(self, group)
@@ -213,6 +267,7 @@ class EmbeddedBus:
         self._queue.put(None)
         self._writer.join()
         self.wal.close()
+        os.close(self._lock_fd)
         with self.appended:
             self.appended.notify_all()
 
@@ -244,6 +299,10 @@ class EmbeddedConsumer:
         self, topics: Sequence[str], on_assign: OnAssign, on_revoke: OnRevoke | None = None
     ) -> None:
         committed = self.bus.load_positions(self.group)
+        new = {(t, p): Position(0) for t in topics for p in range(self.bus.partitions)}
+        if any(tp not in committed for tp in new):
+            # Recorded at once, so retention keeps what this group has yet to read.
+            self.bus.store_positions(self.group, {**new, **committed})
         assigned = {
             (t, p): committed.get((t, p), Position(0))
             for t in topics

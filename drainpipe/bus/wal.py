@@ -23,8 +23,8 @@ import os
 import struct
 import threading
 import zlib
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from drainpipe.bus import Message, TopicPartition
@@ -73,6 +73,7 @@ class Segment:
     base: int  # global position of its first byte
     path: Path
     size: int
+    last_offsets: dict[TopicPartition, int] = field(default_factory=dict)  # newest per partition
 
     @property
     def end(self) -> int:
@@ -132,7 +133,7 @@ class Wal:
         """Index every record of seg; return the size of its valid prefix."""
         pos = 0
         for msg, at, nxt in self._iter_file(seg.path, 0, seg.size):
-            self._note(msg.topic, msg.partition, msg.offset, seg.base + at)
+            self._note(seg, msg.topic, msg.partition, msg.offset, seg.base + at)
             pos = nxt
         return pos
 
@@ -158,9 +159,10 @@ class Wal:
                 if not chunk:
                     return
 
-    def _note(self, topic: str, partition: int, offset: int, pos: int) -> None:
+    def _note(self, seg: Segment, topic: str, partition: int, offset: int, pos: int) -> None:
         tp = (topic, partition)
         self.next_offsets[tp] = offset + 1
+        seg.last_offsets[tp] = offset
         last = self._last_indexed.get(tp)
         if last is None or pos - last >= INDEX_EVERY_BYTES:
             offs, poss = self._index.setdefault(tp, ([], []))
@@ -208,7 +210,7 @@ class Wal:
             raise
         pos = seg.end
         for tp, offset, raw in records:
-            self._note(tp[0], tp[1], offset, pos)
+            self._note(seg, tp[0], tp[1], offset, pos)
             pos += len(raw)
         seg.size += len(data)
         self.end = seg.end
@@ -227,6 +229,24 @@ class Wal:
 
     def close(self) -> None:
         os.close(self._fd)
+
+    def drop_oldest(self, deletable: Callable[[Segment], bool]) -> list[Path]:
+        """Delete the oldest closed segments while `deletable` says yes; never the active one."""
+        dropped: list[Path] = []
+        while True:
+            with self._lock:
+                if len(self.segments) < 2 or not deletable(self.segments[0]):
+                    break
+                seg = self.segments.pop(0)
+                first = self.segments[0].base
+            seg.path.unlink()
+            dropped.append(seg.path)
+            for offs, poss in self._index.values():
+                cut = bisect.bisect_left(poss, first)
+                del offs[:cut], poss[:cut]
+        if dropped:
+            self._fsync_dir()
+        return dropped
 
     # -- reading (any thread) ---------------------------------------------------------
     def locate(self, tp: TopicPartition, offset: int) -> int:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
 
 from drainpipe.bus import BusUnavailable, OutRecord, Position
-from drainpipe.bus.embedded import EmbeddedBus
+from drainpipe.bus.embedded import BusLocked, EmbeddedBus, EmbeddedConsumer
 from drainpipe.bus.wal import CorruptLog, Wal, encode
 
 
@@ -110,7 +111,9 @@ def test_the_bus_answers_unavailable_when_the_disk_write_fails(tmp_path: Path) -
 
 def test_partition_count_is_fixed_when_the_directory_is_created(tmp_path: Path) -> None:
     EmbeddedBus(tmp_path, partitions=4).close()
-    assert EmbeddedBus(tmp_path).partitions == 4
+    bus = EmbeddedBus(tmp_path)
+    assert bus.partitions == 4
+    bus.close()
     with pytest.raises(ValueError, match="fixed when the data directory is created"):
         EmbeddedBus(tmp_path, partitions=8)
 
@@ -138,4 +141,56 @@ def test_consumers_resume_at_their_committed_position(tmp_path: Path) -> None:
     c.subscribe(["A.v1"], seen.update)
     assert seen == {("A.v1", 0): Position(3, "wm=1")}
     assert [m.value for m in c.poll(10, 1.0)] == [b"\x03", b"\x04"]
+    bus.close()
+
+
+def test_a_second_process_on_the_same_directory_is_refused(tmp_path: Path) -> None:
+    bus = EmbeddedBus(tmp_path)
+    with pytest.raises(BusLocked, match=f"pid {os.getpid()}"):
+        EmbeddedBus(tmp_path)
+    bus.close()
+    EmbeddedBus(tmp_path).close()  # free again once closed
+
+
+def _drain(c: EmbeddedConsumer) -> list[int]:
+    out: list[int] = []
+    while batch := c.poll(100, 0.2):
+        out.extend(m.value[0] for m in batch)
+    return out
+
+
+def _fill(bus: EmbeddedBus, n: int) -> None:
+    for i in range(n):
+        bus.producer().send([OutRecord("A.v1", b"o|web", bytes([i]) * 100)]).result()
+
+
+def test_retention_drops_old_segments_only_once_every_group_is_past_them(tmp_path: Path) -> None:
+    bus = EmbeddedBus(tmp_path, partitions=1)
+    bus.wal.segment_bytes = 300
+    _fill(bus, 9)  # three segments of three records, plus the active one
+    segments = len(bus.wal.segments)
+    later = time.time() + 10_000
+    c = bus.consumer("g")
+    c.subscribe(["A.v1"], lambda _: None)
+    assert bus.enforce_retention(3600, now=later) == []  # g has committed nothing yet
+    assert _drain(c) == list(range(9))
+    c.commit({("A.v1", 0): Position(4)})  # past the first segment (offsets 0-2) only
+    assert bus.enforce_retention(3600) == []  # too young
+    dropped = bus.enforce_retention(3600, now=later)
+    assert len(dropped) == 1 and len(bus.wal.segments) == segments - 1
+    fresh = bus.consumer("g")
+    fresh.subscribe(["A.v1"], lambda _: None)
+    assert _drain(fresh) == list(range(4, 9))
+    bus.close()
+    again = EmbeddedBus(tmp_path)
+    assert again.wal.next_offsets[("A.v1", 0)] == 9  # offsets continue after a drop
+    again.close()
+
+
+def test_topics_no_group_reads_are_dropped_by_age_alone(tmp_path: Path) -> None:
+    bus = EmbeddedBus(tmp_path, partitions=1)
+    bus.wal.segment_bytes = 300
+    _fill(bus, 6)  # two segments of three records; the second is the active one
+    assert len(bus.enforce_retention(3600, now=time.time() + 10_000)) == 1
+    assert len(bus.wal.segments) == 1
     bus.close()
