@@ -8,28 +8,23 @@ Logplex-Msg-Count mismatch; 413 body too large; 415 not application/logplex-1;
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import logging
 import time
-from collections import OrderedDict
-from collections.abc import Iterable
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
 from drainpipe import batch
+from drainpipe.acceptor import Acceptor
 from drainpipe.apps import App, AppRegistry
-from drainpipe.bus import BusUnavailable, OutRecord, Producer
+from drainpipe.bus import BusUnavailable
 from drainpipe.config import Config
 from drainpipe.frames import FramingError, split_frames
-from drainpipe.model import FRAMES_TOPIC, partition_key
 from drainpipe.selfmetrics import SelfMetrics
 
 log = logging.getLogger(__name__)
-
-RECENT_FRAME_IDS = 65_536
 
 
 def _basic_password(header: str | None) -> str | None:
@@ -45,26 +40,12 @@ def _basic_password(header: str | None) -> str | None:
 
 class Ingress:
     def __init__(
-        self,
-        registry: AppRegistry,
-        producer: Producer,
-        metrics: SelfMetrics,
-        config: Config,
-        recent_frames: Iterable[tuple[str, str]] = (),
+        self, registry: AppRegistry, acceptor: Acceptor, metrics: SelfMetrics, config: Config
     ) -> None:
         self.registry = registry
-        self.producer = producer
+        self.acceptor = acceptor
         self.metrics = metrics
         self.config = config
-        self._recent: OrderedDict[tuple[str, str], None] = OrderedDict()
-        for key in recent_frames:  # (owner, Logplex-Frame-Id) accepted before a restart
-            self._remember(key)
-
-    def _remember(self, key: tuple[str, str]) -> None:
-        self._recent[key] = None
-        self._recent.move_to_end(key)
-        if len(self._recent) > RECENT_FRAME_IDS:
-            self._recent.popitem(last=False)
 
     def _answer(self, status: int, reason: str = "", detail: str = "") -> Response:
         self.metrics.requests.labels(str(status)).inc()
@@ -124,32 +105,22 @@ class Ingress:
                 f"Logplex-Msg-Count says {msg_count} messages "
                 f"but the body has {len(frames)} frames",
             )
-        frame_id = request.headers.get("logplex-frame-id", "")[:128]
-        dedup_key = (app.id, frame_id) if frame_id else None
-        if dedup_key is not None and dedup_key in self._recent:
-            self.metrics.duplicates.inc()
-            return self._answer(204)
-
+        frame_id = request.headers.get("logplex-frame-id", "")[:128] or None
         parsed = batch.build(
             app.id, frames, int(time.time() * 1000), self.config.max_future_s * 1000
         )
+        try:
+            fresh = await self.acceptor.accept(app.id, frame_id, parsed.records)
+        except BusUnavailable as exc:
+            log.warning("ingress.bus_unavailable", extra={"app": app.name, "error": str(exc)})
+            return self._answer(503, "bus_unavailable", f"not stored, retry: {exc}")
+        if not fresh:
+            self.metrics.duplicates.inc()
+            return self._answer(204)
         for kind, n in parsed.lines.items():
             self.metrics.lines.labels(kind).inc(n)
         for reason, n in parsed.skipped.items():
             self.metrics.skipped.labels(reason).inc(n)
         if parsed.upstream_dropped:
             self.metrics.upstream_dropped.inc(parsed.upstream_dropped)
-        if dedup_key is not None:
-            # Last, in the same durable append: present only if everything before it is.
-            parsed.records.append(
-                OutRecord(FRAMES_TOPIC, partition_key(app.id, ""), dedup_key[1].encode())
-            )
-        if parsed.records:
-            try:
-                await asyncio.wrap_future(self.producer.send(parsed.records))
-            except BusUnavailable as exc:
-                log.warning("ingress.bus_unavailable", extra={"app": app.name, "error": str(exc)})
-                return self._answer(503, "bus_unavailable", f"not stored, retry: {exc}")
-        if dedup_key is not None:
-            self._remember(dedup_key)
         return self._answer(204)

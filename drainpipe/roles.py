@@ -14,6 +14,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from drainpipe import http
+from drainpipe.acceptor import LocalAcceptor
 from drainpipe.api import Api
 from drainpipe.apps import AppRegistry, postgres_registry
 from drainpipe.config import Config
@@ -80,7 +81,7 @@ def run(role: str, config: Config) -> None:
     bus = kafka_bus(config)
     try:
         if role == "ingress":
-            ingress = Ingress(registry(config), bus.producer(), metrics, config)
+            ingress = Ingress(registry(config), LocalAcceptor(bus.producer()), metrics, config)
             http.serve(http.app(metrics, ingress=ingress), config.host, config.port, lambda: None)
         elif role == "rollup":
             RollupWorker(bus, metrics, config.flush_interval_s, config.lateness_s).run(

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from starlette.applications import Starlette
 
 from drainpipe import http
+from drainpipe.acceptor import LocalAcceptor
 from drainpipe.api import Api
 from drainpipe.apps import sqlite_registry
 from drainpipe.bus.embedded import EmbeddedBus
@@ -49,9 +50,8 @@ class Pipeline:
         self.bus = EmbeddedBus(c.bus_dir, c.partitions)
         self.store = SqliteStore(c.store_path)
         self.registry = sqlite_registry(c.apps_path)
-        self.ingress = Ingress(
-            self.registry, self.bus.producer(), self.metrics, c, recent_frames(self.bus)
-        )
+        acceptor = LocalAcceptor(self.bus.producer(), recent_frames(self.bus))
+        self.ingress = Ingress(self.registry, acceptor, self.metrics, c)
         self.api = Api(self.registry, self.store)
         self.rollup = RollupWorker(self.bus, self.metrics, c.flush_interval_s, c.lateness_s)
         self.sink = SinkWorker(self.bus, self.store, self.metrics)
