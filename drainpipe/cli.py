@@ -5,15 +5,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from drainpipe import logs, roles
+from drainpipe import logs
 from drainpipe.apps import AppError, postgres_registry, sqlite_registry
 from drainpipe.config import Config, ConfigError
-from drainpipe.roles import ROLES
+
+ROLES = ("ingress", "rollup", "sink", "retry", "api")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -27,6 +29,11 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--host", help="address to listen on (127.0.0.1)")
     up.add_argument("--port", type=int, help="port to listen on (5000, or $PORT)")
     up.add_argument("--partitions", type=int, help="bus partitions, fixed at creation (8)")
+    up.add_argument(
+        "--workers",
+        type=int,
+        help="HTTP worker processes (one per core); 0 runs HTTP in the main process",
+    )
     up.add_argument(
         "--flush-interval",
         type=float,
@@ -74,6 +81,23 @@ def _drain_url(base: str, secret: str) -> str:
     return urlunsplit((parts.scheme or "http", netloc, parts.path.rstrip("/") + "/logs", "", ""))
 
 
+def _share_metrics(data_dir: Path) -> None:
+    """Counters of every process of `up` in files, before prometheus_client is imported."""
+    if "prometheus_client" in sys.modules:
+        raise RuntimeError(
+            "prometheus_client was imported before its multiprocess directory was set"
+        )
+    base = data_dir / "run"
+    base.mkdir(parents=True, exist_ok=True)
+    for old in base.glob("metrics-*"):
+        pid = int(old.name.removeprefix("metrics-") or 0)
+        if not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(old, ignore_errors=True)
+    mine = base / f"metrics-{os.getpid()}"
+    mine.mkdir(exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(mine)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -86,7 +110,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 port=args.port,
                 partitions=args.partitions,
                 flush_interval_s=args.flush_interval_s,
+                workers=args.workers,
             )
+            if config.workers:
+                _share_metrics(config.data_dir)
             from drainpipe.server import serve
 
             serve(config)
@@ -94,6 +121,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command in ROLES:
             logs.setup(args.log_level)
             config = Config.from_env(os.environ, host=args.host, port=args.port)
+            from drainpipe import roles
+
             roles.run(args.command, config)
             return 0
         config = Config.from_env(os.environ, data_dir=args.data_dir)

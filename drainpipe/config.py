@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,6 +80,7 @@ class Config:
     host: str = "127.0.0.1"
     port: int = 5000
     partitions: int | None = None  # None: what the data directory has, else 8
+    workers: int = 2  # HTTP worker processes of `up`; 0 serves HTTP in the log owner
     flush_interval_s: float = 1.0
     lateness_s: int = 300
     max_future_s: int = 300  # lines further ahead of the wall clock are clock skew
@@ -100,6 +102,7 @@ class Config:
             "data_dir": Path(env.get("DRAINPIPE_DATA_DIR") or "./data"),
             "host": env.get("DRAINPIPE_HOST") or "127.0.0.1",
             "port": _int(env, "PORT", 5000, 1, 65535),
+            "workers": _int(env, "DRAINPIPE_WORKERS", min(os.cpu_count() or 1, 8), 0, 64),
             "partitions": _int(env, "DRAINPIPE_PARTITIONS", 0, 0, 4096) or None,
             "flush_interval_s": _float(env, "DRAINPIPE_FLUSH_INTERVAL_S", 1.0, 0.01, 60.0),
             "lateness_s": _int(env, "DRAINPIPE_LATENESS_S", 300, 0, 86_400),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 from collections.abc import Callable
 
 import uvicorn
@@ -40,7 +41,13 @@ def app(metrics: SelfMetrics, ingress: Ingress | None = None, api: Api | None = 
     return Starlette(routes=routes)
 
 
-def serve(asgi: Starlette, host: str, port: int, on_stop: Callable[[], None]) -> None:
+def serve(
+    asgi: Starlette,
+    on_stop: Callable[[], None],
+    host: str = "127.0.0.1",
+    port: int = 5000,
+    sockets: list[socket.socket] | None = None,
+) -> None:
     """Serve until SIGINT/SIGTERM, answer in-flight requests, then call on_stop."""
     server = uvicorn.Server(
         uvicorn.Config(
@@ -62,9 +69,10 @@ def serve(asgi: Starlette, host: str, port: int, on_stop: Callable[[], None]) ->
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, note)
-    log.info("http.listening", extra={"host": host, "port": port})
+    if sockets is None:
+        log.info("http.listening", extra={"host": host, "port": port})
     try:
-        server.run()
+        server.run(sockets=sockets)
     finally:
         on_stop()
         log.info("drainpipe.stopped")

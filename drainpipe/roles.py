@@ -76,13 +76,13 @@ def run(role: str, config: Config) -> None:
     if role == "api":
         store = postgres_store(config)
         api = Api(registry(config), store)
-        http.serve(http.app(metrics, api=api), config.host, config.port, store.close)
+        http.serve(http.app(metrics, api=api), store.close, config.host, config.port)
         return
     bus = kafka_bus(config)
     try:
         if role == "ingress":
             ingress = Ingress(registry(config), LocalAcceptor(bus.producer()), metrics, config)
-            http.serve(http.app(metrics, ingress=ingress), config.host, config.port, lambda: None)
+            http.serve(http.app(metrics, ingress=ingress), lambda: None, config.host, config.port)
         elif role == "rollup":
             RollupWorker(bus, metrics, config.flush_interval_s, config.lateness_s).run(
                 _until_signalled()

@@ -1,8 +1,15 @@
-"""drainpipe's own counters, one per drop path, exposed in Prometheus text format."""
+"""drainpipe's own counters, one per drop path, exposed in Prometheus text format.
+
+`drainpipe up` runs several processes; with PROMETHEUS_MULTIPROC_DIR set (before
+prometheus_client is imported) every process writes its values to files there and any
+of them renders the sum, through prometheus_client's multiprocess collector.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest, multiprocess
 
 
 class SelfMetrics:
@@ -65,8 +72,15 @@ class SelfMetrics:
             "drainpipe_sink_write_failures", "Store writes that failed and were retried", registry=r
         )
         self.open_windows = Gauge(
-            "drainpipe_rollup_open_windows", "Rollup windows held in memory", registry=r
+            "drainpipe_rollup_open_windows",
+            "Rollup windows held in memory",
+            registry=r,
+            multiprocess_mode="livesum",
         )
 
     def render(self) -> bytes:
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            every_process = CollectorRegistry()
+            multiprocess.MultiProcessCollector(every_process)  # type: ignore[no-untyped-call]
+            return generate_latest(every_process)
         return generate_latest(self.registry)

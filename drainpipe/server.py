@@ -1,22 +1,32 @@
-"""The all-in-one process (`drainpipe up`): wires bus, ingress, rollup, sink, store and API."""
+"""`drainpipe up`: wires the log owner (bus, rollup, sink, store) and its HTTP workers.
+
+The owner holds the embedded log's lock and runs the rollup, sink and retention threads
+and the log server; HTTP worker processes (one per core by default) parse drain requests
+and serve the API. With `--workers 0` everything runs in the owner process.
+"""
 
 from __future__ import annotations
 
 import logging
+import shutil
+import signal
+import tempfile
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from starlette.applications import Starlette
 
-from drainpipe import http
+from drainpipe import http, workers
 from drainpipe.acceptor import LocalAcceptor
 from drainpipe.api import Api
 from drainpipe.apps import sqlite_registry
 from drainpipe.bus.embedded import EmbeddedBus
 from drainpipe.config import Config
 from drainpipe.ingress import Ingress
+from drainpipe.logserver import LogServer
 from drainpipe.model import FRAMES_TOPIC
 from drainpipe.rollup.worker import RollupWorker
 from drainpipe.selfmetrics import SelfMetrics
@@ -50,8 +60,8 @@ class Pipeline:
         self.bus = EmbeddedBus(c.bus_dir, c.partitions)
         self.store = SqliteStore(c.store_path)
         self.registry = sqlite_registry(c.apps_path)
-        acceptor = LocalAcceptor(self.bus.producer(), recent_frames(self.bus))
-        self.ingress = Ingress(self.registry, acceptor, self.metrics, c)
+        self.acceptor = LocalAcceptor(self.bus.producer(), recent_frames(self.bus))
+        self.ingress = Ingress(self.registry, self.acceptor, self.metrics, c)
         self.api = Api(self.registry, self.store)
         self.rollup = RollupWorker(self.bus, self.metrics, c.flush_interval_s, c.lateness_s)
         self.sink = SinkWorker(self.bus, self.store, self.metrics)
@@ -73,7 +83,7 @@ class Pipeline:
         t.start()
         self._threads.append(t)
 
-    def start_workers(self) -> None:
+    def start_stages(self) -> None:
         self._spawn("rollup", self.rollup.run)
         self._spawn("sink", self.sink.run)
         self._spawn("retention", self._retention)
@@ -99,7 +109,43 @@ class Pipeline:
 
 
 def serve(config: Config) -> None:
+    """Run until SIGTERM/SIGINT: the log owner plus `config.workers` HTTP worker processes."""
     pipeline = Pipeline(config)
-    pipeline.start_workers()
-    log.info("drainpipe.up", extra={"data_dir": str(config.data_dir)})
-    http.serve(pipeline.http_app(), config.host, config.port, pipeline.stop)
+    pipeline.start_stages()
+    if config.workers == 0:
+        log.info("drainpipe.up", extra={"data_dir": str(config.data_dir), "workers": 0})
+        http.serve(pipeline.http_app(), pipeline.stop, config.host, config.port)
+        return
+    run_dir = Path(tempfile.mkdtemp(prefix="drainpipe-"))  # short path: sun_path is 108 bytes
+    logserver = LogServer(pipeline.acceptor, run_dir / "log.sock")
+    logserver.start()
+    sock = workers.bind(config.host, config.port)
+    supervisor = workers.Supervisor(config.workers, sock, logserver.path, config.data_dir)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _: object) -> None:
+        log.info("drainpipe.stopping", extra={"signal": signum})
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    supervisor.start()
+    log.info(
+        "drainpipe.up",
+        extra={
+            "data_dir": str(config.data_dir),
+            "host": config.host,
+            "port": config.port,
+            "workers": config.workers,
+        },
+    )
+    try:
+        while not stop.wait(0.5):
+            supervisor.check()
+    finally:
+        supervisor.stop()  # in-flight requests are answered while the log server still runs
+        sock.close()
+        logserver.stop()
+        pipeline.stop()
+        shutil.rmtree(run_dir, ignore_errors=True)
+        log.info("drainpipe.stopped")

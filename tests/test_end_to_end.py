@@ -140,10 +140,10 @@ def wait_for_total(
     raise AssertionError(f"{app['name']}: {seen} requests visible, expected {total}")
 
 
-@pytest.fixture
-def server(tmp_path: Path):
+@pytest.fixture(params=["2", "0"], ids=["worker-processes", "one-process"])
+def server(request: pytest.FixtureRequest, tmp_path: Path):
     apps = {name: drains.create_app(tmp_path, name) for name in APPS}
-    srv = drains.start(tmp_path, None, "--flush-interval", "0.2")
+    srv = drains.start(tmp_path, None, "--flush-interval", "0.2", "--workers", request.param)
     yield srv, apps
     if srv.proc.poll() is None:
         assert drains.stop(srv) == 0, srv.log_path.read_text()[-3000:]

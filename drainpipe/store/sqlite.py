@@ -123,6 +123,8 @@ class SqliteStore:
     def _tables(self, kind: str, start_ms: int, end_ms: int) -> list[str]:
         days = range(day_of(start_ms), day_of(max(end_ms - 1, start_ms)) + 1)
         names = [f"{kind}_{day_name(d)}" for d in days]
+        if any(n not in self._known for n in names):
+            self.refresh()  # another process (the owner's sink) may have created it
         return [n for n in names if n in self._known]
 
     def read_summaries(
