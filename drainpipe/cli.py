@@ -1,4 +1,4 @@
-"""Command line: `drainpipe up`, the scale-out roles, and `drainpipe apps create|list`."""
+"""Command line: `drainpipe up`, the scale-out roles, `apps create|list`, `simulate`, `replay`."""
 
 from __future__ import annotations
 
@@ -72,6 +72,55 @@ def _parser() -> argparse.ArgumentParser:
     lst = apps_sub.add_parser("list", help="list apps")
     lst.add_argument("--data-dir", type=Path)
     lst.add_argument("--postgres", action="store_true")
+
+    sim = sub.add_parser(
+        "simulate", help="realistic drain traffic: POST it to a drain URL or write it to files"
+    )
+    where = sim.add_mutually_exclusive_group(required=True)
+    where.add_argument(
+        "--url", help="drain URL to POST to: http[s]://[user:secret@]host[:port]/logs"
+    )
+    where.add_argument(
+        "--out", type=Path, help="directory for <app>.drain files (<app>.log with --router-only)"
+    )
+    sim.add_argument("--secret", help="the drain secret of the one app to POST as")
+    sim.add_argument(
+        "--create-apps",
+        action="store_true",
+        help="create the --apps apps in the registry of --data-dir; prints their credentials",
+    )
+    sim.add_argument("--data-dir", type=Path, help="registry for --create-apps (./data)")
+    sim.add_argument("--app-prefix", default="sim", help="apps are named <prefix>-1... (sim)")
+    sim.add_argument("--rate", type=float, default=1000.0, help="lines per second (1000)")
+    sim.add_argument(
+        "--duration", type=float, default=60.0, dest="duration_s", help="seconds of traffic (60)"
+    )
+    sim.add_argument("--lines", type=int, help="lines in all (default: rate x duration)")
+    sim.add_argument("--apps", type=int, default=1, help="apps (1)")
+    sim.add_argument("--dynos", type=int, default=2, help="dynos per process type (2)")
+    sim.add_argument("--process-types", default="web,worker", help="(web,worker)")
+    sim.add_argument("--connections", type=int, default=4, help="concurrent POSTs (4)")
+    sim.add_argument("--body-lines", type=int, default=500, help="lines per drain body (500)")
+    sim.add_argument("--seed", type=int, default=1, help="the same seed, the same traffic (1)")
+    sim.add_argument(
+        "--start", help="ISO 8601 time of the first line (now; with --out: so the files end now)"
+    )
+    sim.add_argument("--router-only", action="store_true", help="router lines only")
+    sim.add_argument(
+        "--event-interval",
+        type=float,
+        default=600.0,
+        dest="event_interval_s",
+        help="mean seconds between platform events of an app (600)",
+    )
+
+    rp = sub.add_parser(
+        "replay", help="backfill files of drain bodies, syslog lines or `heroku logs` output"
+    )
+    rp.add_argument("files", nargs="+", type=Path)
+    rp.add_argument("--app", required=True, help="the app the lines belong to")
+    rp.add_argument("--data-dir", type=Path, help="where the bus and store live (./data)")
+    rp.add_argument("--batch-lines", type=int, default=500, help="lines per bus batch (500)")
     return p
 
 
@@ -126,6 +175,34 @@ def main(argv: Sequence[str] | None = None) -> int:
             roles.run(args.command, config)
             return 0
         config = Config.from_env(os.environ, data_dir=args.data_dir)
+        if args.command == "simulate":
+            from drainpipe.simulate import command
+
+            options = command.Options(
+                url=args.url,
+                out=args.out,
+                secret=args.secret,
+                rate=args.rate,
+                duration_s=args.duration_s,
+                lines=args.lines,
+                apps=args.apps,
+                dynos=args.dynos,
+                process_types=tuple(t for t in args.process_types.split(",") if t),
+                connections=args.connections,
+                seed=args.seed,
+                start=args.start,
+                body_lines=args.body_lines,
+                router_only=args.router_only,
+                create_apps=args.create_apps,
+                apps_path=config.apps_path,
+                app_prefix=args.app_prefix,
+                event_interval_s=args.event_interval_s,
+            )
+            return command.run(options, sys.stdout, sys.stderr)
+        if args.command == "replay":
+            from drainpipe import replay
+
+            return replay.run(args.files, args.app, config, sys.stderr, args.batch_lines)
         registry = (
             postgres_registry(config.shards[0])
             if args.postgres

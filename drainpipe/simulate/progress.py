@@ -1,0 +1,89 @@
+"""A one-line progress display on stderr: bar, count, live rate, ETA; a final report always.
+
+The live line is drawn only when the stream is a terminal, at most every `interval_s`;
+the final report is printed either way, so logs of a non-interactive run stay clean.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import TextIO
+
+RATE_WINDOW_S = 2.0  # the live rate is measured over about this long
+BAR = 20
+
+
+def duration(seconds: float) -> str:
+    s = int(max(seconds, 0) + 0.5)
+    return (
+        f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+    )
+
+
+class Progress:
+    def __init__(
+        self,
+        label: str,
+        stream: TextIO,
+        interval_s: float = 0.25,
+        live: bool | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.label = label
+        self.stream = stream
+        self.interval_s = interval_s
+        self.live = stream.isatty() if live is None else live
+        self.clock = clock
+        self.started = clock()
+        self._samples: deque[tuple[float, int]] = deque([(self.started, 0)])
+        self._drawn = 0.0
+        self._width = 0
+
+    def elapsed(self) -> float:
+        return self.clock() - self.started
+
+    def rate(self, count: int) -> float:
+        """Units per second over the last RATE_WINDOW_S (or since the start)."""
+        now = self.clock()
+        samples = self._samples
+        if now - samples[-1][0] >= 0.1:
+            samples.append((now, count))
+        while len(samples) > 2 and now - samples[1][0] >= RATE_WINDOW_S:
+            samples.popleft()
+        t0, c0 = samples[0]
+        return (count - c0) / (now - t0) if now > t0 else 0.0
+
+    def update(
+        self, count: int, fraction: float | None, detail: str = "", unit: str = "lines"
+    ) -> None:
+        """Redraw if live and due: `fraction` of the work is done (None when unknown)."""
+        rate = self.rate(count)
+        now = self.clock()
+        if not self.live or now - self._drawn < self.interval_s:
+            return
+        self._drawn = now
+        parts = [self.label]
+        if fraction is not None:
+            f = min(max(fraction, 0.0), 1.0)
+            filled = int(f * BAR)
+            parts.append(f"[{'#' * filled}{'-' * (BAR - filled)}] {f * 100:5.1f}%")
+        parts.append(f"{count:,} {unit}  {rate:,.0f} {unit}/s")
+        if fraction and 0 < fraction < 1:
+            parts.append(f"ETA {duration(self.elapsed() * (1 - fraction) / fraction)}")
+        if detail:
+            parts.append(detail)
+        text = "  ".join(parts)[: shutil.get_terminal_size((100, 20)).columns - 1]
+        self.stream.write("\r" + text + " " * max(self._width - len(text), 0))
+        self.stream.flush()
+        self._width = len(text)
+
+    def finish(self, report: str) -> None:
+        """Clear the live line and print the report."""
+        if self.live and self._width:
+            self.stream.write("\r" + " " * self._width + "\r")
+        self.stream.write(report.rstrip("\n") + "\n")
+        self.stream.flush()
+        self._width = 0
