@@ -1,0 +1,430 @@
+"""The sharded PostgreSQL store: summaries and events on N shards, partitioned by UTC day.
+
+Sharding. A `ShardRing` maps owner + process type to a shard (the same key the bus
+partitions by). A write touches one shard per series; a read of one process type asks one
+shard; a read of a whole app (process_type=None), and every event read, asks all shards
+and merges.
+
+Time partitioning. The original created a schema per day with fresh tables, so that
+retention was a DROP SCHEMA instead of a DELETE. Native declarative partitioning
+(`PARTITION BY RANGE (start_ms)`, one partition per UTC day, `summaries_YYYYMMDD`) keeps
+that: retention DETACHes (CONCURRENTLY, so readers are not blocked) and DROPs whole days,
+no DELETE, no dead tuples, no vacuum debt. It also gives what schema-per-day made callers
+do by hand: one table name for every query, the planner prunes to the days a time window
+touches, one INSERT ... ON CONFLICT for a batch that spans midnight, bounds that keep each
+row in its day, and no per-day DDL in the read path. Its costs: partitions must exist
+before rows arrive, so writers create missing days first, in their own short transaction
+serialized by an advisory lock; and a partition's primary key must include the partition
+column, which both keys do anyway.
+
+Writes. Grouped by shard, then per shard in one transaction: binary COPY of at most
+`copy_rows` (1,024) rows at a time into a session-private staging table, then one
+`INSERT ... SELECT ... ON CONFLICT`. A summary replaces the stored version of its key only
+if it merged more measurements (`excluded.n > n`), the SqliteStore rule; events are
+inserted once, keyed by (owner, ts_ms, source, kind, md5 of text): a digest because a
+btree entry is limited to ~2.7 kB and one long log line must not wedge the sink.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+import zlib
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.pq import TransactionStatus
+
+from drainpipe import codec
+from drainpipe.model import EventRecord, Summary
+from drainpipe.store import DAY_MS, StoredEvent, day_name, day_of
+from drainpipe.store.shards import ShardRing
+
+log = logging.getLogger(__name__)
+
+COPY_ROWS: Final = 1024
+CONNECT_WAIT_S: Final = 30.0
+Kind = Literal["summaries", "events"]
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_DAY_TABLE = r"^(summaries|events)_[0-9]{8}$"
+
+_PARENT_DDL: Final = (
+    "CREATE SCHEMA IF NOT EXISTS {schema}",
+    "CREATE TABLE IF NOT EXISTS {schema}.summaries ("
+    " owner text NOT NULL, process_type text NOT NULL, family text NOT NULL,"
+    " period_s integer NOT NULL, start_ms bigint NOT NULL, n bigint NOT NULL,"
+    " payload bytea NOT NULL,"
+    " PRIMARY KEY (owner, family, period_s, start_ms, process_type)"
+    ") PARTITION BY RANGE (start_ms)",
+    "CREATE TABLE IF NOT EXISTS {schema}.events ("
+    " owner text NOT NULL, ts_ms bigint NOT NULL, source text NOT NULL, kind text NOT NULL,"
+    " text text NOT NULL, process_type text NOT NULL, attrs jsonb NOT NULL,"
+    " text_md5 bytea GENERATED ALWAYS AS (decode(md5(text), 'hex')) STORED,"
+    " PRIMARY KEY (owner, ts_ms, source, kind, text_md5)"
+    ") PARTITION BY RANGE (ts_ms)",
+)
+_STAGING_DDL: Final = (
+    "CREATE TEMP TABLE IF NOT EXISTS drainpipe_stage_summaries ("
+    " owner text, process_type text, family text, period_s integer, start_ms bigint,"
+    " n bigint, payload bytea) ON COMMIT DELETE ROWS",
+    "CREATE TEMP TABLE IF NOT EXISTS drainpipe_stage_events ("
+    " owner text, ts_ms bigint, source text, kind text, text text, process_type text,"
+    " attrs text) ON COMMIT DELETE ROWS",
+)
+_COPY: Final[dict[Kind, str]] = {
+    "summaries": "COPY pg_temp.drainpipe_stage_summaries FROM STDIN (FORMAT BINARY)",
+    "events": "COPY pg_temp.drainpipe_stage_events FROM STDIN (FORMAT BINARY)",
+}
+_TYPES: Final[dict[Kind, list[str]]] = {
+    "summaries": ["text", "text", "text", "int4", "int8", "int8", "bytea"],
+    "events": ["text", "int8", "text", "text", "text", "text", "text"],
+}
+_MERGE: Final[dict[Kind, str]] = {
+    "summaries": (
+        "INSERT INTO {schema}.summaries AS cur"
+        " (owner, process_type, family, period_s, start_ms, n, payload)"
+        " SELECT owner, process_type, family, period_s, start_ms, n, payload"
+        " FROM pg_temp.drainpipe_stage_summaries"
+        " ON CONFLICT (owner, family, period_s, start_ms, process_type)"
+        " DO UPDATE SET n = excluded.n, payload = excluded.payload WHERE excluded.n > cur.n"
+    ),
+    "events": (
+        "INSERT INTO {schema}.events (owner, ts_ms, source, kind, text, process_type, attrs)"
+        " SELECT owner, ts_ms, source, kind, text, process_type, attrs::jsonb"
+        " FROM pg_temp.drainpipe_stage_events"
+        " ON CONFLICT (owner, ts_ms, source, kind, text_md5) DO NOTHING"
+    ),
+}
+_DETACH: Final = "ALTER TABLE {schema}.{parent} DETACH PARTITION {schema}.{name} "
+# Day tables of a schema: (name, attached, detach pending), attached or left detached.
+_DAY_TABLES_OF: Final = (
+    "SELECT c.relname, i.inhrelid IS NOT NULL, coalesce(i.inhdetachpending, false)"
+    " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+    " LEFT JOIN pg_inherits i ON i.inhrelid = c.oid"
+    " WHERE n.nspname = %s AND c.relkind = 'r' AND c.relname {match} %s"
+)
+_DAY_TABLES: Final = _DAY_TABLES_OF.format(match="~")
+_DAY_TABLE_STATE: Final = _DAY_TABLES_OF.format(match="=")
+
+
+def _clean(text: str) -> str:
+    """PostgreSQL text cannot hold NUL; a line carrying one must not wedge the sink."""
+    return text.replace("\0", "\ufffd") if "\0" in text else text
+
+
+@dataclass
+class WriteStats:
+    """What the COPY path did, for tests and the service's own metrics."""
+
+    copies: int = 0  # COPY statements
+    rows_copied: int = 0
+    largest_copy: int = 0  # rows in the largest COPY
+
+
+class _Shard:
+    """One shard: a small pool of connections and the day partitions known to exist."""
+
+    def __init__(self, index: int, dsn: str, schema: str, max_connections: int) -> None:
+        self.index = index
+        self.schema = schema
+        self._dsn = dsn
+        self._ident = sql.Identifier(schema)
+        self._lock_key = zlib.crc32(f"drainpipe:{schema}".encode())
+        self._idle: list[psycopg.Connection[Any]] = []
+        self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(max_connections)
+        self._max = max_connections
+        self._ready = False
+        self.partitions: set[str] = set()
+
+    def q(self, template: str, **parts: sql.Composable) -> sql.Composed:
+        """SQL of a template naming {schema} (this store's schema) and other identifiers."""
+        return sql.SQL(template).format(schema=self._ident, **parts)
+
+    @contextmanager
+    def connect(self) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled autocommit connection; transactions are explicit `conn.transaction()`."""
+        if not self._slots.acquire(timeout=CONNECT_WAIT_S):
+            raise TimeoutError(
+                f"PostgreSQL shard {self.index}: all {self._max} connections stayed busy "
+                f"for {CONNECT_WAIT_S:g} s"
+            )
+        conn: psycopg.Connection[Any] | None = None
+        try:
+            with self._lock:
+                conn = self._idle.pop() if self._idle else None
+            if conn is None or conn.closed:
+                conn = self._open()
+            yield conn
+        finally:
+            if conn is not None:
+                if conn.broken or conn.info.transaction_status != TransactionStatus.IDLE:
+                    conn.close()
+                else:
+                    with self._lock:
+                        self._idle.append(conn)
+            self._slots.release()
+
+    def _open(self) -> psycopg.Connection[Any]:
+        params = conninfo_to_dict(self._dsn)
+        params.setdefault("connect_timeout", 10)
+        params.setdefault("application_name", "drainpipe")
+        conn = psycopg.connect(make_conninfo("", **params), autocommit=True)
+        try:
+            if not self._ready:
+                with conn.transaction():
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
+                    for ddl in _PARENT_DDL:
+                        conn.execute(self.q(ddl))
+                rows = conn.execute(_DAY_TABLES, (self.schema, _DAY_TABLE)).fetchall()
+                self.partitions = {
+                    name for name, attached, pending in rows if attached and not pending
+                }
+                self._ready = True
+            for ddl in _STAGING_DDL:
+                conn.execute(ddl)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def ensure_days(self, conn: psycopg.Connection[Any], kind: Kind, days: set[int]) -> None:
+        """Create the missing day partitions of kind (before, not inside, a write)."""
+        missing = sorted(d for d in days if f"{kind}_{day_name(d)}" not in self.partitions)
+        if not missing:
+            return
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
+            for day in missing:
+                name = f"{kind}_{day_name(day)}"
+                row = conn.execute(_DAY_TABLE_STATE, (self.schema, name)).fetchone()
+                if row is not None and row[2]:
+                    raise RuntimeError(
+                        f"PostgreSQL shard {self.index}: partition {self.schema}.{name} is "
+                        "half-detached by an interrupted retention run; run drop_before again"
+                    )
+                if row is not None and not row[1]:  # detached, not yet dropped by retention
+                    conn.execute(self.q("DROP TABLE {schema}.{name}", name=sql.Identifier(name)))
+                if row is None or not row[1]:
+                    conn.execute(
+                        self.q(
+                            "CREATE TABLE {schema}.{name} PARTITION OF {schema}.{parent}"
+                            " FOR VALUES FROM ({lo}) TO ({hi})",
+                            name=sql.Identifier(name),
+                            parent=sql.Identifier(kind),
+                            lo=sql.Literal(day * DAY_MS),
+                            hi=sql.Literal((day + 1) * DAY_MS),
+                        )
+                    )
+                    log.info(
+                        "store.partition_created", extra={"shard": self.index, "partition": name}
+                    )
+        self.partitions.update(f"{kind}_{day_name(d)}" for d in missing)
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+
+
+class PostgresStore:
+    """The `Store` on PostgreSQL shards; shard i is dsns[i] (append shards, never reorder)."""
+
+    def __init__(
+        self,
+        dsns: Sequence[str],
+        schema: str = "drainpipe",
+        copy_rows: int = COPY_ROWS,
+        max_connections: int = 8,
+    ) -> None:
+        if not dsns:
+            raise ValueError("PostgresStore needs at least one shard DSN")
+        if not _SCHEMA_NAME.match(schema):
+            raise ValueError(
+                f"schema {schema!r} must be a lower-case SQL name (letters, digits, _; <= 63)"
+            )
+        if not 1 <= copy_rows <= 100_000:
+            raise ValueError(f"copy_rows must be between 1 and 100000, not {copy_rows}")
+        self.schema = schema
+        self.copy_rows = copy_rows
+        self.ring = ShardRing(len(dsns))
+        self.shards = [_Shard(i, dsn, schema, max_connections) for i, dsn in enumerate(dsns)]
+        self.stats = WriteStats()
+        self._stats_lock = threading.Lock()
+
+    # -- writing ----------------------------------------------------------------------
+    def write_summaries(self, summaries: Sequence[Summary]) -> None:
+        latest: dict[int, dict[tuple[str, str, int, int, str], Summary]] = defaultdict(dict)
+        for s in summaries:
+            key = (s.owner, s.family, s.period_s, s.start_ms, s.process_type)
+            mine = latest[self.ring.shard_for(s.owner, s.process_type)]
+            have = mine.get(key)
+            if have is None or s.n > have.n:  # one INSERT may not touch a key twice
+                mine[key] = s
+        for index, by_key in latest.items():
+            rows = [
+                (
+                    _clean(s.owner),
+                    _clean(s.process_type),
+                    _clean(s.family),
+                    s.period_s,
+                    s.start_ms,
+                    s.n,
+                    codec.encode_summary(s),
+                )
+                for s in by_key.values()
+            ]
+            days = {day_of(s.start_ms) for s in by_key.values()}
+            self._write(self.shards[index], "summaries", days, rows)
+
+    def write_events(self, events: Sequence[StoredEvent]) -> None:
+        by_shard: dict[int, list[StoredEvent]] = defaultdict(list)
+        for se in events:
+            by_shard[self.ring.shard_for(se.owner, se.event.process_type)].append(se)
+        for index, mine in by_shard.items():
+            rows = [
+                (
+                    _clean(se.owner),
+                    se.event.ts_ms,
+                    _clean(se.event.source),
+                    _clean(se.event.kind),
+                    _clean(se.event.text),
+                    _clean(se.event.process_type),
+                    _clean(json.dumps(se.event.attrs)),
+                )
+                for se in mine
+            ]
+            days = {day_of(se.event.ts_ms) for se in mine}
+            self._write(self.shards[index], "events", days, rows)
+
+    def _write(
+        self, shard: _Shard, kind: Kind, days: set[int], rows: Sequence[tuple[object, ...]]
+    ) -> None:
+        for attempt in (1, 2):
+            with shard.connect() as conn:
+                shard.ensure_days(conn, kind, days)
+                try:
+                    with conn.transaction(), conn.cursor() as cur:
+                        for i in range(0, len(rows), self.copy_rows):
+                            chunk = rows[i : i + self.copy_rows]
+                            with cur.copy(_COPY[kind]) as copy:
+                                copy.set_types(_TYPES[kind])
+                                for row in chunk:
+                                    copy.write_row(row)
+                            self._count_copy(len(chunk))
+                        cur.execute(shard.q(_MERGE[kind]))
+                        log.debug(
+                            "store.written",
+                            extra={
+                                "shard": shard.index,
+                                "kind": kind,
+                                "rows": len(rows),
+                                "changed": cur.rowcount,
+                            },
+                        )
+                    return
+                except psycopg.errors.CheckViolation as exc:
+                    # A day partition another process's retention dropped after we saw it.
+                    if attempt == 2 or "no partition" not in str(exc):
+                        raise
+                    log.warning(
+                        "store.partition_vanished", extra={"shard": shard.index, "kind": kind}
+                    )
+                    shard.partitions.difference_update(f"{kind}_{day_name(d)}" for d in days)
+
+    def _count_copy(self, rows: int) -> None:
+        with self._stats_lock:
+            self.stats.copies += 1
+            self.stats.rows_copied += rows
+            self.stats.largest_copy = max(self.stats.largest_copy, rows)
+
+    # -- reading ----------------------------------------------------------------------
+    def read_summaries(
+        self,
+        owner: str,
+        family: str,
+        start_ms: int,
+        end_ms: int,
+        process_type: str | None = None,
+        period_s: int = 60,
+    ) -> list[Summary]:
+        if end_ms <= start_ms:
+            return []
+        query = (
+            "SELECT start_ms, process_type, payload FROM {schema}.summaries"
+            " WHERE owner = %s AND family = %s AND period_s = %s"
+            " AND start_ms >= %s AND start_ms < %s"
+        )
+        args: list[object] = [owner, family, period_s, start_ms, end_ms]
+        if process_type is None:
+            shards = self.shards
+        else:
+            shards = [self.shards[self.ring.shard_for(owner, process_type)]]
+            query += " AND process_type = %s"
+            args.append(process_type)
+        rows: list[tuple[int, str, bytes]] = []
+        for shard in shards:
+            with shard.connect() as conn:
+                rows.extend(conn.execute(shard.q(query), args, binary=True).fetchall())
+        rows.sort(key=lambda r: (r[0], r[1]))
+        return [codec.decode_summary(payload) for _, _, payload in rows]
+
+    def read_events(self, owner: str, start_ms: int, end_ms: int) -> list[EventRecord]:
+        if end_ms <= start_ms:
+            return []
+        query = (
+            "SELECT ts_ms, process_type, source, kind, text, attrs FROM {schema}.events"
+            " WHERE owner = %s AND ts_ms >= %s AND ts_ms < %s"
+        )
+        rows: list[tuple[int, str, str, str, str, dict[str, str]]] = []
+        for shard in self.shards:
+            with shard.connect() as conn:
+                rows.extend(conn.execute(shard.q(query), (owner, start_ms, end_ms)).fetchall())
+        rows.sort(key=lambda r: (r[0], r[2], r[3], r[4]))
+        return [
+            EventRecord(ts, pt, source, kind, text, attrs)
+            for ts, pt, source, kind, text, attrs in rows
+        ]
+
+    # -- retention --------------------------------------------------------------------
+    def drop_before(self, cutoff_ms: int) -> list[str]:
+        """Detach and drop every day partition wholly before cutoff_ms on every shard.
+
+        Returns the partition names dropped (`summaries_YYYYMMDD`), each once.
+        """
+        cutoff = day_name(day_of(cutoff_ms))
+        dropped: set[str] = set()
+        for shard in self.shards:
+            with shard.connect() as conn:
+                for name, attached, pending in conn.execute(
+                    _DAY_TABLES, (shard.schema, _DAY_TABLE)
+                ).fetchall():
+                    if name[-8:] >= cutoff:
+                        continue
+                    parts = {
+                        "parent": sql.Identifier(name.split("_")[0]),
+                        "name": sql.Identifier(name),
+                    }
+                    shard.partitions.discard(name)
+                    if attached:  # CONCURRENTLY: readers and writers of other days go on
+                        how = "FINALIZE" if pending else "CONCURRENTLY"
+                        conn.execute(shard.q(_DETACH + how, **parts))
+                    conn.execute(shard.q("DROP TABLE IF EXISTS {schema}.{name}", **parts))
+                    dropped.add(name)
+                    log.info(
+                        "store.partition_dropped", extra={"shard": shard.index, "partition": name}
+                    )
+        return sorted(dropped)
+
+    def close(self) -> None:
+        for shard in self.shards:
+            shard.close()

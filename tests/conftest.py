@@ -1,0 +1,65 @@
+"""Shared fixtures: a Kafka-protocol broker and fresh PostgreSQL databases, both real."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from tests.kafka_broker import CLIENT_TUNING, TansuBroker
+
+PG_ADMIN_DSN = os.environ.get(
+    "DRAINPIPE_TEST_PG", "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
+)
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    """$KAFKA_BOOTSTRAP_SERVERS when set, else a Tansu broker started for the session."""
+    given = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip()
+    if given:
+        yield given
+        return
+    with TansuBroker() as bootstrap:
+        yield bootstrap
+
+
+@pytest.fixture(scope="session")
+def kafka_client_tuning(kafka_bootstrap: str) -> dict[str, str]:
+    """librdkafka settings for the test broker: short group joins on Tansu, none on Kafka."""
+    return {} if os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip() else dict(CLIENT_TUNING)
+
+
+@pytest.fixture
+def pg_dsn_factory() -> Iterator[Callable[[], str]]:
+    """Call it to CREATE a uniquely named database; every one is DROPped at teardown."""
+    created: list[str] = []
+
+    def make() -> str:
+        name = f"drainpipe_test_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            # Throwaway data: do not wait for WAL flushes (what is tested is not crash safety).
+            conn.execute(
+                sql.SQL("ALTER DATABASE {} SET synchronous_commit = off").format(
+                    sql.Identifier(name)
+                )
+            )
+        created.append(name)
+        return psycopg.conninfo.make_conninfo(PG_ADMIN_DSN, dbname=name)
+
+    yield make
+
+    def drop(name: str) -> None:
+        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(drop, created))
