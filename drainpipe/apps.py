@@ -155,7 +155,8 @@ def sqlite_registry(path: Path) -> AppRegistry:
     path.parent.mkdir(parents=True, exist_ok=True)
 
     def connect() -> Connection:
-        conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+        # Used by one thread only; check_same_thread off so `close` may run elsewhere.
+        conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA busy_timeout=30000")
         conn.execute("PRAGMA journal_mode=WAL")
         return conn

@@ -44,9 +44,10 @@ def _kafka(env: Mapping[str, str]) -> tuple[str | None, tuple[tuple[str, str], .
     Heroku's Kafka add-on gives `kafka+ssl://host:port,kafka+ssl://...` and PEM strings in
     KAFKA_TRUSTED_CERT, KAFKA_CLIENT_CERT and KAFKA_CLIENT_CERT_KEY.
     """
+    extra = _pairs(env.get("DRAINPIPE_KAFKA_CONFIG", ""))
     plain = env.get("KAFKA_BOOTSTRAP_SERVERS")
     if plain:
-        return plain, ()
+        return plain, extra
     url = env.get("KAFKA_URL")
     if not url:
         return None, ()
@@ -59,19 +60,32 @@ def _kafka(env: Mapping[str, str]) -> tuple[str | None, tuple[tuple[str, str], .
             raise ConfigError(f"KAFKA_URL entry {part!r}: scheme must be kafka:// or kafka+ssl://")
         tls = tls or scheme == "kafka+ssl"
         hosts.append(rest)
-    extra: list[tuple[str, str]] = []
+    tls_settings: list[tuple[str, str]] = []
     if tls:
-        extra.append(("security.protocol", "SSL"))
+        tls_settings.append(("security.protocol", "SSL"))
         for var, key in (
             ("KAFKA_TRUSTED_CERT", "ssl.ca.pem"),
             ("KAFKA_CLIENT_CERT", "ssl.certificate.pem"),
             ("KAFKA_CLIENT_CERT_KEY", "ssl.key.pem"),
         ):
             if env.get(var):
-                extra.append((key, env[var]))
+                tls_settings.append((key, env[var]))
         # Heroku's broker certificates name no host we connect by.
-        extra.append(("ssl.endpoint.identification.algorithm", "none"))
-    return ",".join(hosts), tuple(extra)
+        tls_settings.append(("ssl.endpoint.identification.algorithm", "none"))
+    return ",".join(hosts), (*tls_settings, *extra)
+
+
+def _pairs(raw: str) -> tuple[tuple[str, str], ...]:
+    """librdkafka settings from `key=value,key=value` (DRAINPIPE_KAFKA_CONFIG)."""
+    out = []
+    for item in raw.split(","):
+        if not item.strip():
+            continue
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"DRAINPIPE_KAFKA_CONFIG entry {item!r} is not key=value")
+        out.append((key.strip(), value.strip()))
+    return tuple(out)
 
 
 @dataclass(frozen=True, slots=True)

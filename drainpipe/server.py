@@ -65,23 +65,25 @@ class Pipeline:
         self.api = Api(self.registry, self.store)
         self.rollup = RollupWorker(self.bus, self.metrics, c.flush_interval_s, c.lateness_s)
         self.sink = SinkWorker(self.bus, self.store, self.metrics)
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
+        # One stop event per stage, set in data-flow order (see `stop`).
+        self._stages: list[tuple[threading.Event, threading.Thread]] = []
 
     def http_app(self) -> Starlette:
         return http.app(self.metrics, self.ingress, self.api)
 
     def _spawn(self, name: str, target: Callable[[threading.Event], None]) -> None:
+        stop = threading.Event()
+
         def run() -> None:
             try:
-                target(self._stop)
+                target(stop)
             except Exception:
-                log.exception("worker.crashed", extra={"worker": name})
+                log.exception("stage.crashed", extra={"stage": name})
                 raise
 
         t = threading.Thread(target=run, name=name, daemon=True)
         t.start()
-        self._threads.append(t)
+        self._stages.append((stop, t))
 
     def start_stages(self) -> None:
         self._spawn("rollup", self.rollup.run)
@@ -99,9 +101,10 @@ class Pipeline:
                 return
 
     def stop(self) -> None:
-        """Flush the rollup and sink, then close the bus: in-flight data is committed."""
-        self._stop.set()
-        for t in self._threads:
+        """Stop stages in data-flow order: the rollup flushes its last summaries, the sink
+        stores everything up to them, then the bus and store close."""
+        for stop, t in self._stages:
+            stop.set()
             t.join(timeout=30)
         self.bus.close()
         self.store.close()

@@ -77,10 +77,13 @@ class SinkWorker:
     def run(self, stop: threading.Event) -> None:
         self._consumer.subscribe(self.topics, self._on_assign)
         try:
-            while not stop.is_set():
+            while True:
                 messages = self._consumer.poll(MAX_BATCH, 0.1)
-                if messages and not self._write(messages, stop):
-                    return
+                if messages:
+                    if not self._write(messages, stop):
+                        return
+                elif stop.is_set():
+                    return  # stopped and caught up: what upstream flushed is stored
         finally:
             self._consumer.close()
 

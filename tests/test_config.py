@@ -53,3 +53,15 @@ def test_roles_refuse_to_start_without_kafka_and_say_what_to_set() -> None:
         Config.from_env({}).require_scale("rollup")
     with pytest.raises(ConfigError, match="DATABASE_URL"):
         Config.from_env({"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9092"}).require_scale("sink")
+
+
+def test_any_librdkafka_setting_can_be_passed_through() -> None:
+    c = Config.from_env(
+        {
+            "KAFKA_BOOTSTRAP_SERVERS": "k:9092",
+            "DRAINPIPE_KAFKA_CONFIG": "session.timeout.ms=1000, a=b",
+        }
+    )
+    assert dict(c.kafka_config) == {"session.timeout.ms": "1000", "a": "b"}
+    with pytest.raises(ConfigError, match="is not key=value"):
+        Config.from_env({"DRAINPIPE_KAFKA_CONFIG": "nonsense"})

@@ -98,6 +98,10 @@ def topic_layout() -> dict[str, dict[str, str]]:
     compact = {"cleanup.policy": "compact"}
     layout: dict[str, dict[str, str]] = {s.topic: {} for s in model.SCHEMAS}
     layout[model.EVENTS_TOPIC] = {}
+    # Event batches of one app share a key: compaction would drop all but the last.
+    layout[model.retry_topic(model.EVENTS_TOPIC)] = {}
+    # Frame ids only need to outlive Logplex's retries of a frame.
+    layout[model.FRAMES_TOPIC] = {"retention.ms": str(3_600_000)}
     for topic in model.SUMMARY_TOPICS:
         layout[topic] = dict(compact)
         layout[model.retry_topic(topic)] = dict(compact)

@@ -27,6 +27,8 @@ class SqliteStore:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._all_lock = threading.Lock()
         self._known: set[str] = set()
         self._ddl = threading.Lock()
         conn = self._conn()
@@ -39,11 +41,13 @@ class SqliteStore:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = sqlite3.connect(
-                self.path, timeout=30, isolation_level=None, check_same_thread=True
+                self.path, timeout=30, isolation_level=None, check_same_thread=False
             )
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA busy_timeout=30000")
             self._local.conn = conn
+            with self._all_lock:
+                self._all.append(conn)
         return conn
 
     def _ensure(self, conn: sqlite3.Connection, kind: str, day: int) -> str:
@@ -183,10 +187,12 @@ class SqliteStore:
         self._known.update(r[0] for r in rows)
 
     def close(self) -> None:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is not None:
+        """Close every thread's connection (call when no reader or writer is active)."""
+        with self._all_lock:
+            conns, self._all = self._all, []
+        for conn in conns:
             conn.close()
-            self._local.conn = None
+        self._local = threading.local()
 
 
 __all__ = ["DAY_MS", "SqliteStore"]
