@@ -9,8 +9,10 @@ retries forever, so an outage of one store shard never blocks fresh data.
 
 from __future__ import annotations
 
+import enum
 import logging
 import threading
+import time
 from collections.abc import Mapping
 
 from drainpipe import codec
@@ -25,6 +27,13 @@ TOPICS = (*SUMMARY_TOPICS, EVENTS_TOPIC)
 RETRY_TOPICS = tuple(retry_topic(t) for t in TOPICS)
 MAX_BATCH = 1024
 MAX_BACKOFF_S = 30.0
+MAX_BLOCK_S = 240.0  # under Kafka's default max.poll.interval.ms (300 s)
+
+
+class Outcome(enum.Enum):
+    STORED = "stored"  # in the store or parked in RETRY, and committed
+    STOPPED = "stopped"  # asked to stop before it landed; not committed
+    REJOIN = "rejoin"  # still failing after MAX_BLOCK_S; not committed
 
 
 def decode(
@@ -69,6 +78,7 @@ class SinkWorker:
         self.retry = retry
         self.group = group
         self.topics = topics
+        self.bus = bus
         self._consumer = bus.consumer(group)
 
     def _on_assign(self, assigned: Mapping[TopicPartition, Position]) -> None:
@@ -80,8 +90,15 @@ class SinkWorker:
             while True:
                 messages = self._consumer.poll(MAX_BATCH, 0.1)
                 if messages:
-                    if not self._write(messages, stop):
+                    outcome = self._write(messages, stop)
+                    if outcome is Outcome.STOPPED:
                         return
+                    if outcome is Outcome.REJOIN:
+                        # Kafka evicts a member that does not poll for max.poll.interval.ms;
+                        # leave first and rejoin at the committed offset to retry the batch.
+                        self._consumer.close()
+                        self._consumer = self.bus.consumer(self.group)
+                        self._consumer.subscribe(self.topics, self._on_assign)
                 elif stop.is_set():
                     return  # stopped and caught up: what upstream flushed is stored
         finally:
@@ -95,10 +112,11 @@ class SinkWorker:
         self.metrics.summaries_written.inc(len(summaries))
         self.metrics.events_written.inc(len(events))
 
-    def _write(self, messages: list[Message], stop: threading.Event) -> bool:
-        """Store (or park in RETRY) and commit; False if stopped before that happened."""
+    def _write(self, messages: list[Message], stop: threading.Event) -> Outcome:
+        """Store (or park in RETRY) and commit, retrying in place with backoff."""
         summaries, events = decode(messages, self.metrics)
         backoff = 0.1
+        give_up = time.monotonic() + MAX_BLOCK_S
         while True:
             try:
                 self._store(summaries, events)
@@ -112,13 +130,15 @@ class SinkWorker:
                     f"{self.group}.write_failed", extra={"error": str(exc), "retry_in_s": backoff}
                 )
                 if stop.wait(backoff):
-                    return False  # not committed: replayed on the next start
+                    return Outcome.STOPPED  # not committed: replayed on the next start
+                if time.monotonic() > give_up:
+                    return Outcome.REJOIN
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
         positions: dict[TopicPartition, Position] = {}
         for m in messages:
             positions[(m.topic, m.partition)] = Position(m.offset + 1)
         self._consumer.commit(positions)
-        return True
+        return Outcome.STORED
 
     def _park(self, messages: list[Message], exc: Exception) -> None:
         assert self.retry is not None

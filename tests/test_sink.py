@@ -1,0 +1,108 @@
+"""Sink and retry workers against a PostgreSQL shard that goes away and comes back."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from drainpipe import codec, sink
+from drainpipe.accum import new_summary
+from drainpipe.bus import OutRecord
+from drainpipe.bus.embedded import EmbeddedBus
+from drainpipe.model import MINUTE_MS, ROUTER, Stat, summary_key
+from drainpipe.selfmetrics import SelfMetrics
+from drainpipe.store.postgres import PostgresStore
+from tests import pg_cluster
+
+T0 = 1_795_000_000_000 - 1_795_000_000_000 % MINUTE_MS
+
+
+@pytest.fixture
+def shard() -> Iterator[pg_cluster.Cluster]:
+    cluster = pg_cluster.create()
+    yield cluster
+    cluster.destroy()
+
+
+def summaries(n: int) -> list[OutRecord]:
+    out = []
+    for i in range(n):
+        s = new_summary("app", "web", "router", 60, T0 + i * MINUTE_MS)
+        s.n = 3
+        s.stats["service_ms"] = Stat(3, 30.0, 300.0, 5.0, 15.0)
+        out.append(OutRecord(ROUTER.summary_topic, summary_key(s), codec.encode_summary(s)))
+    return out
+
+
+def run(worker: sink.SinkWorker) -> tuple[threading.Event, threading.Thread]:
+    stop = threading.Event()
+    t = threading.Thread(target=worker.run, args=(stop,), daemon=True)
+    t.start()
+    return stop, t
+
+
+def wait_for(store: PostgresStore, count: int, timeout_s: float = 20) -> int:
+    deadline = time.monotonic() + timeout_s
+    got = -1
+    while time.monotonic() < deadline:
+        try:
+            got = len(store.read_summaries("app", "router", T0, T0 + 1000 * MINUTE_MS))
+        except Exception:
+            got = -1
+        if got == count:
+            return got
+        time.sleep(0.1)
+    return got
+
+
+def test_failed_writes_park_in_retry_and_land_once_the_shard_is_back(
+    tmp_path: Path, shard: pg_cluster.Cluster
+) -> None:
+    bus = EmbeddedBus(tmp_path / "bus", partitions=2)
+    store = PostgresStore([shard.dsn])
+    metrics = SelfMetrics()
+    fresh = sink.SinkWorker(bus, store, metrics, retry=bus.producer())
+    retry = sink.retry_worker(bus, store, metrics)
+    shard.stop()
+    stops = [run(fresh), run(retry)]
+    bus.producer().send(summaries(5)).result()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not bus.tail("RETRY." + ROUTER.summary_topic):
+        time.sleep(0.05)
+    assert len(bus.tail("RETRY." + ROUTER.summary_topic)) == 5  # parked, fresh data flows on
+    shard.start()
+    assert wait_for(store, 5) == 5
+    for stop, t in stops:
+        stop.set()
+        t.join(10)
+    assert bus.load_positions("sink")[(ROUTER.summary_topic, 0)].offset >= 0
+    store.close()
+    bus.close()
+
+
+def test_a_retry_worker_stuck_past_the_poll_interval_rejoins_and_still_lands(
+    tmp_path: Path, shard: pg_cluster.Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sink, "MAX_BLOCK_S", 0.5)
+    bus = EmbeddedBus(tmp_path / "bus", partitions=1)
+    store = PostgresStore([shard.dsn])
+    worker = sink.SinkWorker(bus, store, SelfMetrics())  # retries in place
+    rejoins: list[str] = []
+    real_consumer = bus.consumer
+    monkeypatch.setattr(bus, "consumer", lambda g: rejoins.append(g) or real_consumer(g))
+    shard.stop()
+    bus.producer().send(summaries(3)).result()
+    stop, t = run(worker)
+    time.sleep(2.0)  # several give-ups and rejoins while the shard is down
+    assert rejoins and set(rejoins) == {"sink"}
+    shard.start()
+    assert wait_for(store, 3) == 3
+    stop.set()
+    t.join(10)
+    assert bus.load_positions("sink")[(ROUTER.summary_topic, 0)].offset == 3
+    store.close()
+    bus.close()
