@@ -54,6 +54,7 @@ _LINE: Final = _PRI + _TIMESTAMP + _ROUTER + rb"|[^\n]*+\n"
 _PLAIN: Final = re.compile(_LINE.replace(b"QUOTED", _PLAIN_QUOTED))
 _ESCAPED: Final = re.compile(_LINE.replace(b"QUOTED", _ESCAPED_QUOTED))
 
+_ROUTER_NAME: Final = b" heroku router "
 _EPOCH_SECOND: Final = b"1970-01-01T00:00:00"
 _NEWLINE: Final = 10
 _POWERS: Final = 10 ** np.arange(9, dtype=np.int64)
@@ -85,17 +86,19 @@ class RouterColumns:
     rest: list[int]
 
 
-def _lines(frames: list[bytes]) -> bytes:
+def _lines(frames: list[bytes], joined: bytes) -> bytes:
     """The frames joined so that frame i is line i: each ends in its only newline.
 
-    A frame without a newline gets one (the parser strips trailing newlines anyway); a
+    `joined` is the frames as they are, returned when they already are such lines. A
+    frame without a newline gets one (the parser strips trailing newlines anyway); a
     frame with a newline before its end becomes an empty line, left to the per-line parser.
     """
-    joined = b"".join(frames)
     n = len(frames)
-    ends = np.cumsum(np.fromiter(map(len, frames), np.int64, n)) - 1
-    newlines = np.flatnonzero(np.frombuffer(joined, np.uint8) == _NEWLINE)
-    if newlines.size == n and np.array_equal(newlines, ends):
+    lengths = np.fromiter(map(len, frames), np.int64, n)
+    newline = np.frombuffer(joined, np.uint8) == _NEWLINE
+    # n frames, none empty, each ending in a newline, and n newlines in all
+    ends = np.cumsum(lengths) - 1
+    if n and lengths.min() > 0 and np.count_nonzero(newline) == n and newline[ends].all():
         return joined
     lines = []
     for frame in frames:
@@ -211,9 +214,12 @@ def _both(a: BoolArray | None, b: BoolArray | None) -> BoolArray | None:
 def read_router(frames: list[bytes]) -> RouterColumns:
     """The requests of the usual router lines among `frames`, and the frames left over."""
     n = len(frames)
-    joined = _lines(frames)
+    joined = b"".join(frames)
+    if _ROUTER_NAME not in joined:  # no router line, so no need to look further
+        return _nothing(n)
+    joined = _lines(frames, joined)
     found = (_ESCAPED if b"\\" in joined else _PLAIN).findall(joined)
-    if not n or len(found) != n:  # a match ran over a newline: no line is read in bulk
+    if len(found) != n:  # a match ran over a newline: no line is read in bulk
         return _nothing(n)
     columns = tuple(zip(*found, strict=True))
     rows = np.arange(n)
