@@ -1,0 +1,202 @@
+"""The scale-out deployment end to end: roles as processes, a Kafka-protocol broker, and
+two PostgreSQL shards; the sink is killed mid-run and one shard goes away for a while."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from drainpipe.store.shards import ShardRing
+from tests import drains, pg_cluster
+from tests.test_end_to_end import iso, points
+
+MIN = 60_000
+CANDIDATE_TYPES = ("web", "worker", "clock", "mailer", "scheduler", "search", "importer")
+
+
+def url_of(conninfo: str) -> str:
+    return f"postgresql://postgres@127.0.0.1:5432/{psycopg.conninfo.conninfo_to_dict(conninfo)['dbname']}"
+
+
+class Roles:
+    def __init__(self, tmp: Path, env: dict[str, str]) -> None:
+        self.tmp = tmp
+        self.env = env
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, role: str, *args: str) -> None:
+        with open(self.tmp / f"{role}.log", "ab") as log:  # the child keeps its own fd
+            self.procs[role] = subprocess.Popen(
+                [sys.executable, "-m", "drainpipe.cli", role, *args],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+            )
+
+    def log(self, role: str) -> str:
+        return (self.tmp / f"{role}.log").read_text(errors="replace")
+
+    def stop_all(self) -> None:
+        for p in self.procs.values():
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for role, p in self.procs.items():
+            try:
+                p.wait(20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                pytest.fail(f"{role} did not stop on SIGTERM: {self.log(role)[-2000:]}")
+
+
+def wait_http(url: str, roles: Roles, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"{url} not up: " + " | ".join(roles.log(r)[-800:] for r in roles.procs))
+
+
+@pytest.fixture
+def deployment(
+    tmp_path: Path,
+    kafka_bootstrap: str,
+    kafka_client_tuning: dict[str, str],
+    pg_dsn_factory: Callable[[], str],
+) -> Iterator[tuple[Roles, pg_cluster.Cluster, list[str], str, str]]:
+    shard_a = url_of(pg_dsn_factory())
+    cluster = pg_cluster.create()
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "DRAINPIPE_KAFKA_CONFIG": ",".join(f"{k}={v}" for k, v in kafka_client_tuning.items()),
+        "DRAINPIPE_TOPIC_PREFIX": f"t{uuid.uuid4().hex[:8]}.",
+        "DRAINPIPE_KAFKA_PARTITIONS": "4",
+        "DRAINPIPE_KAFKA_REPLICATION": "1",
+        "DRAINPIPE_FLUSH_INTERVAL_S": "0.2",
+        "DRAINPIPE_SHARDS": f"{shard_a} {cluster.dsn}",
+        "PYTHONUNBUFFERED": "1",
+    }
+    roles = Roles(tmp_path, env)
+    try:
+        yield roles, cluster, [shard_a, cluster.dsn], drains.free_port(), drains.free_port()
+    finally:
+        roles.stop_all()
+        cluster.destroy()
+
+
+def test_roles_on_kafka_and_two_shards_survive_a_sink_kill_and_a_shard_outage(deployment) -> None:
+    roles, cluster, shards, ingress_port, api_port = deployment
+    apps = []
+    for name in ("shop", "blog"):
+        out = subprocess.run(
+            [sys.executable, "-m", "drainpipe.cli", "apps", "create", name, "--postgres"],
+            env=roles.env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert out.returncode == 0, out.stderr
+        apps.append(json.loads(out.stdout))
+    ids = {a["name"]: a["id"] for a in apps}
+    ring = ShardRing(len(shards))
+    types = []
+    for pt in CANDIDATE_TYPES:  # enough process types that every shard holds some series
+        types.append(pt)
+        if (
+            len({ring.shard_for(ids[a["name"]], t) for a in apps for t in types}) == 2
+            and len(types) >= 3
+        ):
+            break
+    assert len({ring.shard_for(ids[a["name"]], t) for a in apps for t in types}) == 2
+
+    roles.start("ingress", "--port", str(ingress_port))
+    roles.start("api", "--port", str(api_port))
+    for role in ("rollup", "sink", "retry"):
+        roles.start(role)
+    ingress = drains.Server(
+        f"http://127.0.0.1:{ingress_port}", roles.tmp, roles.procs["ingress"], roles.tmp
+    )
+    api = drains.Server(f"http://127.0.0.1:{api_port}", roles.tmp, roles.procs["api"], roles.tmp)
+    wait_http(ingress.url, roles)
+    wait_http(api.url, roles)
+
+    now = int(time.time() * 1000)
+    base = now - now % MIN - 20 * MIN
+    expected: dict[tuple[str, str, int], list[float]] = defaultdict(list)
+
+    def post_phase(phase: int) -> None:
+        for a in apps:
+            lines = []
+            for k in range(40):
+                ms = base + phase * 2 * MIN + k * 1500
+                for pt in types:
+                    total = 100.0 + phase * 10 + k
+                    lines.append(drains.memory(ms, f"{pt}.1", total, total * 0.9, 0.0, 512.0))
+                    expected[(a["name"], pt, ms - ms % MIN)].append(total)
+            for i in range(0, len(lines), 100):
+                chunk = lines[i : i + 100]
+                code = 0
+                for _ in range(100):
+                    code = ingress.post(a["drain_secret"], drains.body(chunk), len(chunk))
+                    if code == 204:
+                        break
+                    time.sleep(0.1)
+                assert code == 204, roles.log("ingress")[-2000:]
+
+    post_phase(0)
+    time.sleep(1.5)
+    roles.procs["sink"].send_signal(signal.SIGKILL)  # mid-run, possibly between write and commit
+    roles.procs["sink"].wait(10)
+    post_phase(1)
+    roles.start("sink")
+    time.sleep(1.5)
+
+    cluster.stop()  # shard B goes away: its writes park in RETRY, shard A's keep landing
+    post_phase(2)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and "parked_in_retry" not in roles.log("sink"):
+        time.sleep(0.2)
+    assert "parked_in_retry" in roles.log("sink"), roles.log("sink")[-2000:]
+    cluster.start()
+
+    start, end = base - 5 * MIN, base + 10 * MIN
+    want = {(name, pt, iso(m)): values for (name, pt, m), values in expected.items()}
+    deadline = time.monotonic() + 90
+    got: dict = {}
+    while time.monotonic() < deadline:
+        got = {}
+        for a in apps:
+            for (pt, t), p in points(api, a, "dyno.memory", start, end).items():
+                got[(a["name"], pt, t)] = p
+        if set(got) == set(want) and all(
+            got[k]["memory_total_max"] == max(v) for k, v in want.items()
+        ):
+            break
+        time.sleep(0.5)
+    assert set(got) == set(want), (sorted(set(want) - set(got))[:5], roles.log("retry")[-1500:])
+    for key, values in want.items():
+        p = got[key]
+        assert p["memory_total_mean"] == pytest.approx(sum(values) / len(values), rel=1e-12), key
+        assert p["memory_total_max"] == max(values)
+    # Per process type, each from its own shard, too.
+    shop = apps[0]
+    for pt in types:
+        only = points(api, shop, "dyno.memory", start, end)
+        assert {k for k in only if k[0] == pt} == {
+            (pt, t) for (n, p_, t) in want if n == "shop" and p_ == pt
+        }
