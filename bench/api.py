@@ -152,7 +152,8 @@ def main() -> None:
         drains.stop(server)
     for k, v in result.items():
         print(
-            f"  {k:28s} p50 {v['p50_ms']:7.2f} ms  p99 {v['p99_ms']:7.2f} ms  ({v['points']} points)"
+            f"  {k:28s} p50 {v['p50_ms']:7.2f} ms  p99 {v['p99_ms']:7.2f} ms"
+            f"  ({v['points']} points)"
         )
     print(json.dumps({"bench": "api", "results": result}))
 

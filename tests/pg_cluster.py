@@ -44,21 +44,37 @@ class Cluster:
     def start(self) -> None:
         opts = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
         subprocess.run(
-            _as_postgres([_bin("pg_ctl"), "-D", str(self.data), "-o", opts, "-l",
-                          str(self.root / "log"), "-w", "-t", "30", "start"]),
-            check=True, capture_output=True,
+            _as_postgres(
+                [
+                    _bin("pg_ctl"),
+                    "-D",
+                    str(self.data),
+                    "-o",
+                    opts,
+                    "-l",
+                    str(self.root / "log"),
+                    "-w",
+                    "-t",
+                    "30",
+                    "start",
+                ]
+            ),
+            check=True,
+            capture_output=True,
         )
 
     def stop(self) -> None:
         subprocess.run(
             _as_postgres([_bin("pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop"]),
-            check=True, capture_output=True,
+            check=True,
+            capture_output=True,
         )
 
     def destroy(self) -> None:
         subprocess.run(
             _as_postgres([_bin("pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop"]),
-            check=False, capture_output=True,
+            check=False,
+            capture_output=True,
         )
         shutil.rmtree(self.root, ignore_errors=True)
 
@@ -69,9 +85,12 @@ def create() -> Cluster:
         shutil.chown(root, "postgres", "postgres")
     cluster = Cluster(root, free_port())
     out = subprocess.run(
-        _as_postgres([_bin("initdb"), "-D", str(cluster.data), "-U", "postgres",
-                      "--auth=trust", "--no-sync"]),
-        capture_output=True, text=True, check=False,
+        _as_postgres(
+            [_bin("initdb"), "-D", str(cluster.data), "-U", "postgres", "--auth=trust", "--no-sync"]
+        ),
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if out.returncode != 0:
         shutil.rmtree(root, ignore_errors=True)
