@@ -1,0 +1,285 @@
+"""KafkaConsumer: one consumer-group member; assignment, polling and committing positions.
+
+`poll` returns as soon as one message is there, like the embedded bus. `commit` writes
+the positions topic's records before it commits the offsets to the group, and
+assignment recovers committed metadata from them (see `positions`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import confluent_kafka
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import TopicPartition as KafkaPartition
+
+from drainpipe.bus import (
+    BusUnavailable,
+    Message,
+    OnAssign,
+    OnRevoke,
+    Position,
+    TopicPartition,
+)
+from drainpipe.bus.kafka.errors import _TRANSIENT, _error_text
+from drainpipe.bus.kafka.positions import _position_key, _PositionRecord, _PositionsReader
+from drainpipe.bus.kafka.producer import _Item
+
+if TYPE_CHECKING:
+    from drainpipe.bus.kafka.bus import KafkaBus
+
+# One logger name for every module of the package.
+log = logging.getLogger("drainpipe.bus.kafka")
+
+
+@dataclass(frozen=True, slots=True)
+class _Committed:
+    """A committed offset (None: nothing committed) and its metadata."""
+
+    offset: int | None
+    metadata: str
+
+
+class KafkaConsumer:
+    """One consumer-group member: manual commits, positions reported on assignment.
+
+    Like the confluent-kafka consumer under it, it is used from one thread.
+    """
+
+    def __init__(self, bus: KafkaBus, group: str) -> None:
+        self.group = group
+        self._bus = bus
+        self._group_id = bus.group_id(group)
+        self._consumer = confluent_kafka.Consumer(
+            {
+                **bus.config,
+                "group.id": self._group_id,
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+                "auto.offset.reset": "earliest",
+                "enable.partition.eof": False,
+            }
+        )
+        self._positions = _PositionsReader(bus, self._group_id)
+        self._known: dict[TopicPartition, _Committed] = {}  # Kafka topic names
+        self._with_metadata: set[TopicPartition] = set()
+        self._lost: frozenset[TopicPartition] = frozenset()
+        self._failed: BaseException | None = None
+        self._closed = False
+
+    # -- assignment -------------------------------------------------------------------
+    def subscribe(
+        self, topics: Sequence[str], on_assign: OnAssign, on_revoke: OnRevoke | None = None
+    ) -> None:
+        def assigned(consumer: confluent_kafka.Consumer, parts: list[KafkaPartition]) -> None:
+            try:
+                resolved = self._resolve(parts)
+            except BaseException as exc:
+                self._failed = exc
+                raise
+            self._known.update(resolved)
+            consumer.assign(
+                [
+                    KafkaPartition(
+                        t, p, confluent_kafka.OFFSET_INVALID if c.offset is None else c.offset
+                    )
+                    for (t, p), c in resolved.items()
+                ]
+            )
+            log.info("bus.assigned", extra={"group": self.group, "partitions": len(parts)})
+            on_assign(
+                {
+                    (self._bus.logical(t), p): Position(c.offset or 0, c.metadata)
+                    for (t, p), c in resolved.items()
+                }
+            )
+
+        def revoked(consumer: confluent_kafka.Consumer, parts: list[KafkaPartition]) -> None:
+            log.info("bus.revoked", extra={"group": self.group, "partitions": len(parts)})
+            try:
+                if on_revoke is not None:
+                    on_revoke([(self._bus.logical(tp.topic), tp.partition) for tp in parts])
+            finally:
+                for tp in parts:
+                    self._known.pop((tp.topic, tp.partition), None)
+                    self._with_metadata.discard((tp.topic, tp.partition))
+
+        def lost(consumer: confluent_kafka.Consumer, parts: list[KafkaPartition]) -> None:
+            log.warning(
+                "bus.partitions_lost", extra={"group": self.group, "partitions": len(parts)}
+            )
+            self._lost = frozenset((tp.topic, tp.partition) for tp in parts)
+            try:
+                revoked(consumer, parts)
+            finally:
+                self._lost = frozenset()
+
+        self._consumer.subscribe(
+            [self._bus.topic(t) for t in topics],
+            on_assign=assigned,
+            on_revoke=revoked,
+            on_lost=lost,
+        )
+
+    def _resolve(self, parts: Sequence[KafkaPartition]) -> dict[TopicPartition, _Committed]:
+        """Committed offsets of parts, with metadata from the broker or the positions topic."""
+        ask = [KafkaPartition(tp.topic, tp.partition) for tp in parts]
+        try:
+            committed = self._consumer.committed(ask, timeout=self._bus.timeout_s)
+        except KafkaException as exc:
+            raise BusUnavailable(
+                f"group {self._group_id}: cannot read committed offsets: {_error_text(exc)}"
+            ) from exc
+        for tp in committed:
+            if tp.error is not None:
+                raise BusUnavailable(
+                    f"group {self._group_id}: cannot read the committed offset of "
+                    f"{tp.topic}[{tp.partition}]: {tp.error.str()}"
+                )
+        need = {
+            _position_key(self._group_id, tp.topic, tp.partition)
+            for tp in committed
+            if not tp.metadata
+        }
+        records = self._positions.read(need) if need else {}
+        out: dict[TopicPartition, _Committed] = {}
+        for tp in committed:
+            offset = tp.offset if tp.offset >= 0 else None
+            metadata = tp.metadata or ""
+            record = records.get(_position_key(self._group_id, tp.topic, tp.partition))
+            if metadata or record is not None:  # keep its record current from now on
+                self._with_metadata.add((tp.topic, tp.partition))
+            if not metadata and record is not None:
+                found = record.metadata_for(offset)
+                if found is None:
+                    log.warning(
+                        "bus.position_metadata_mismatch",
+                        extra={
+                            "group": self._group_id,
+                            "topic": tp.topic,
+                            "partition": tp.partition,
+                            "committed": offset,
+                            "recorded": record.offset,
+                            "recorded_prev": record.prev_offset,
+                        },
+                    )
+                metadata = found or ""
+            out[(tp.topic, tp.partition)] = _Committed(offset, metadata)
+        return out
+
+    # -- consuming --------------------------------------------------------------------
+    def poll(self, max_messages: int, timeout_s: float) -> list[Message]:
+        """Up to max_messages, returned as soon as one is there (waiting up to timeout_s)."""
+        if max_messages < 1:
+            raise ValueError(f"max_messages must be at least 1, not {max_messages}")
+        if self._failed is not None:
+            raise BusUnavailable(
+                f"group {self._group_id}: partition assignment failed ({self._failed}); "
+                "close this consumer and open another"
+            ) from self._failed
+        # consume(n, t) waits for n messages or t seconds: take what is there, else wait
+        # for the first one and take what came with it.
+        got = self._consumer.consume(max_messages, 0)
+        if not got:
+            got = self._consumer.consume(1, timeout_s)
+            if got and max_messages > 1:
+                got += self._consumer.consume(max_messages - 1, 0)
+        out: list[Message] = []
+        for m in got:
+            err = m.error()
+            if err is not None:
+                if err.code() == KafkaError._PARTITION_EOF:
+                    continue
+                if err.code() in _TRANSIENT and not err.fatal():
+                    log.warning(
+                        "bus.consume_error", extra={"group": self.group, "error": err.str()}
+                    )
+                    continue
+                where = f"{m.topic()}[{m.partition()}]"
+                raise BusUnavailable(f"group {self._group_id}: Kafka error on {where}: {err.str()}")
+            topic, partition, offset = m.topic(), m.partition(), m.offset()
+            assert topic is not None and partition is not None and offset is not None
+            out.append(
+                Message(
+                    self._bus.logical(topic), partition, offset, m.key() or b"", m.value() or b""
+                )
+            )
+        return out
+
+    # -- committing -------------------------------------------------------------------
+    def commit(self, positions: Mapping[TopicPartition, Position]) -> None:
+        """Store positions: metadata records first, then the group's offsets (see `positions`)."""
+        wanted = {(self._bus.topic(t), p): pos for (t, p), pos in positions.items()}
+        unknown = [KafkaPartition(t, p) for (t, p) in wanted if (t, p) not in self._known]
+        if unknown:
+            self._known.update(self._resolve(unknown))
+        for (topic, partition), pos in wanted.items():
+            if pos.offset < 0:
+                raise ValueError(f"offset {pos.offset} of {topic}[{partition}] is negative")
+            before = self._known[(topic, partition)].offset
+            if before is not None and pos.offset < before:
+                raise ValueError(
+                    f"group {self._group_id}: commit of {topic}[{partition}] at offset "
+                    f"{pos.offset} would go back from {before}"
+                )
+        for tp in self._lost & wanted.keys():
+            log.warning(
+                "bus.commit_skipped_lost",
+                extra={"group": self.group, "topic": tp[0], "partition": tp[1]},
+            )
+            del wanted[tp]
+        if not wanted:
+            return
+        self._write_positions(wanted)
+        offsets = [
+            KafkaPartition(t, p, pos.offset, metadata=pos.metadata)
+            for (t, p), pos in wanted.items()
+        ]
+        try:
+            result = self._consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            raise BusUnavailable(
+                f"group {self._group_id}: offset commit failed: {_error_text(exc)}"
+            ) from exc
+        for done in result:
+            if done.error is not None:
+                raise BusUnavailable(
+                    f"group {self._group_id}: offset commit of {done.topic}[{done.partition}] "
+                    f"failed: {done.error.str()}"
+                )
+        for tp, pos in wanted.items():
+            self._known[tp] = _Committed(pos.offset, pos.metadata)
+
+    def _write_positions(self, wanted: Mapping[TopicPartition, Position]) -> None:
+        items: list[_Item] = []
+        for (topic, partition), pos in wanted.items():
+            if not pos.metadata and (topic, partition) not in self._with_metadata:
+                continue
+            prev = self._known[(topic, partition)]
+            record = _PositionRecord(pos.offset, pos.metadata, prev.offset, prev.metadata)
+            key = _position_key(self._group_id, topic, partition)
+            items.append((self._positions.topic, self._positions.partition, key, record.encode()))
+            self._with_metadata.add((topic, partition))
+        if not items:
+            return
+        try:
+            self._bus.pipe().send_items(items).result(timeout=self._bus.timeout_s)
+        except FutureTimeout as exc:
+            raise BusUnavailable(
+                f"group {self._group_id}: {self._positions.topic} did not acknowledge "
+                f"committed metadata within {self._bus.timeout_s:g} s"
+            ) from exc
+
+    def close(self) -> None:
+        """Leave the group (on_revoke runs and may commit)."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._consumer.close()
+        finally:
+            self._positions.close()
