@@ -17,6 +17,7 @@ import functools
 import logging
 import re
 import threading
+import time
 import zlib
 from collections.abc import Mapping
 from types import MappingProxyType
@@ -156,8 +157,7 @@ class KafkaBus:
                     raise BusUnavailable(
                         f"could not create topic {topic} on {self.bootstrap}: {_error_text(exc)}"
                     ) from exc
-                raced = admin.list_topics(topic=topic, timeout=self.timeout_s).topics[topic]
-                self._check_partitions(topic, len(raced.partitions))
+                self._check_partitions(topic, self._partitions_of(admin, topic))
         log.info(
             "bus.topics_created",
             extra={
@@ -166,6 +166,23 @@ class KafkaBus:
                 "replication": replication,
             },
         )
+
+    def _partitions_of(self, admin: AdminClient, topic: str) -> int:
+        """Partition count of a topic another process just created (metadata may lag)."""
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            meta = admin.list_topics(topic=topic, timeout=self.timeout_s).topics.get(topic)
+            if meta is not None and meta.error is None and meta.partitions:
+                return len(meta.partitions)
+            if time.monotonic() > deadline:
+                raise BusUnavailable(f"topic {topic} exists but its metadata never arrived")
+            time.sleep(0.1)
+
+    def forget(self, client: KafkaProducer | KafkaConsumer) -> None:
+        """A client closed by its owner is no longer the bus's to close."""
+        with self._lock:
+            if client in self._clients:
+                self._clients.remove(client)
 
     def _check_partitions(self, topic: str, have: int) -> None:
         if have != self.partitions:

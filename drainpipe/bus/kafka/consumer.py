@@ -283,3 +283,4 @@ class KafkaConsumer:
             self._consumer.close()
         finally:
             self._positions.close()
+            self._bus.forget(self)
