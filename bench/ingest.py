@@ -140,7 +140,7 @@ def main() -> None:
     p.add_argument("--lines", type=int, default=1_000_000, help="distinct lines in the drain file")
     p.add_argument("--per-body", type=int, default=500)
     p.add_argument("--apps", type=int, default=4)
-    p.add_argument("--connections", type=int, default=4)
+    p.add_argument("--connections", type=int, default=8, help="concurrent drain connections")
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--server-args", nargs="*", default=[])
