@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import base64
 import json
 import os
@@ -110,6 +111,18 @@ def create_app(data_dir: Path, name: str) -> dict[str, str]:
     return dict(json.loads(out.stdout))
 
 
+_started: list[subprocess.Popen[bytes]] = []
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    """A test that failed before stopping its server must not leave it running."""
+    for proc in _started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def start(data_dir: Path, port: int | None = None, *extra: str) -> Server:
     port = port or free_port()
     log_path = data_dir / f"server-{port}.log"
@@ -132,6 +145,7 @@ def start(data_dir: Path, port: int | None = None, *extra: str) -> Server:
             stderr=subprocess.STDOUT,
             env=env,
         )
+    _started.append(proc)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
