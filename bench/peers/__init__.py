@@ -1,0 +1,1 @@
+"""drainpipe against mtail and InfluxDB 1.x on one router file: `python -m bench.peers`."""
