@@ -4,6 +4,8 @@ An accumulator follows `initial / add / merge / result`: `new_summary` is the in
 value, `add_columns` adds a slice of a raw batch, `merge_into` merges two summaries,
 and the API's `downsample` module turns merged summaries into results. count, sum,
 sum of squares, min, max and counts merge exactly; sketches merge by adding buckets.
+The rollup adds a whole poll at once with `rollup.columns`, which is tested against
+`add_columns`: that function is the definition, the vectorized pass an optimization.
 """
 
 from __future__ import annotations
@@ -38,12 +40,14 @@ def stat_of(values: npt.NDArray[np.float64]) -> Stat | None:
 
 
 def merge_stat(a: Stat, b: Stat) -> Stat:
+    # Positional, and min()/max() spelled out exactly (b only if strictly better): the
+    # rollup runs this once per window, column and poll; this is ~3x faster.
     return Stat(
-        count=a.count + b.count,
-        sum=a.sum + b.sum,
-        sumsq=a.sumsq + b.sumsq,
-        min=min(a.min, b.min),
-        max=max(a.max, b.max),
+        a.count + b.count,
+        a.sum + b.sum,
+        a.sumsq + b.sumsq,
+        b.min if b.min < a.min else a.min,
+        b.max if b.max > a.max else a.max,
     )
 
 

@@ -84,3 +84,40 @@ def test_quantiles_are_clamped_to_the_known_min_and_max() -> None:
 def test_a_quantile_outside_zero_to_one_is_refused() -> None:
     with pytest.raises(ValueError, match="outside"):
         sketch.quantiles(sketch.from_values(np.array([1.0])), (1.5,))
+
+
+grouped_values = st.lists(
+    st.tuples(
+        st.integers(0, 5),
+        st.one_of(
+            st.floats(min_value=1e-3, max_value=1e7),
+            st.sampled_from([0.0, -2.0, math.nan, math.inf]),
+        ),
+    ),
+    max_size=200,
+)
+
+
+@given(grouped_values, st.lists(st.one_of(st.none(), values), min_size=7, max_size=7))
+def test_from_groups_equals_merging_each_groups_prior_with_from_values(
+    rows: list[tuple[int, float]], priors: list[list[float] | None]
+) -> None:
+    groups = np.array([g for g, _ in rows], dtype=np.int64)
+    data = np.array([v for _, v in rows], dtype=np.float64)
+    prior = [None if p is None else sketch.from_values(np.array(p)) for p in priors]
+    for with_prior in (prior, []):
+        got = sketch.from_groups(data, groups, 7, with_prior)
+        for g in range(7):
+            fresh = sketch.from_values(data[groups == g])
+            have = with_prior[g] if with_prior else None
+            assert got[g] == (fresh if have is None else sketch.merge([have, fresh]))
+
+
+def test_from_groups_counts_densely_and_by_sorting_alike() -> None:
+    rng = np.random.default_rng(3)
+    data = rng.lognormal(3.0, 2.0, 3000)
+    few = rng.integers(0, 2, data.size)  # 2 groups x the bucket range: dense counting
+    many = rng.integers(0, 500, data.size)  # 500 groups: sorting
+    for groups, n in ((few, 2), (many, 500)):
+        got = sketch.from_groups(data, groups, n)
+        assert got == [sketch.from_values(data[groups == g]) for g in range(n)]

@@ -9,7 +9,11 @@ Rules (they make crash recovery exact, see `positions`):
   that can no longer change (older than the watermark's minute minus the lateness).
 - `positions` gives, per partition, the raw offset to resume from: the first offset of
   its oldest open window (or the next offset when none is open), with the watermark as
-  metadata. Call it only after the summaries of the preceding `flush` are durable.
+  metadata. Call it only after the summaries of the preceding `flush` are durable. A
+  window's first offset is that of the first message that added a kept row to it.
+- `add_many` takes a whole poll and gives exactly what `add` on each message in turn
+  would (sums aside, which may differ in rounding order): the same kept rows, windows,
+  first offsets, watermarks and drop counts.
 
 Why a restart rebuilds exactly: every window open at commit time received all its rows
 at or after its first offset, so replay from the committed offset sees them all. With
@@ -21,23 +25,30 @@ of a key, so every store fed from that topic would regress.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
+from typing import cast
 
 import numpy as np
 
-from drainpipe import accum
+from drainpipe import accum, sketch
 from drainpipe.accum import Column
 from drainpipe.bus import Position, TopicPartition
 from drainpipe.model import MINUTE_MS, Summary
+from drainpipe.rollup.columns import Partials, aggregate, segmented_running_max
 
 WindowKey = tuple[str, str, str, int]  # owner, process type, family, start_ms
+# A decoded raw message: (tp, offset, family, owner, process type, columns).
+Message = tuple[TopicPartition, int, str, str, str, Mapping[str, Column]]
+Series = tuple[int, str, str, str]  # partition index in a pass, owner, process type, family
+Entry = tuple[int, int, int, Mapping[str, Column]]  # partition index, message index, series
 
 
 @dataclass(slots=True)
 class Window:
     summary: Summary
-    first_offset: int
+    first_offset: int  # of the first message that added a kept row
     dirty: bool = True
 
 
@@ -91,43 +102,167 @@ class RollupCore:
         columns: Mapping[str, Column],
     ) -> None:
         """Add one raw batch read at (tp, offset)."""
-        st = self.parts.get(tp)
-        if st is None:
-            st = self.parts[tp] = PartitionState(next_offset=offset)
-        st.next_offset = offset + 1
-        ts = columns["ts_ms"]
-        if ts.size == 0:
-            return
+        self.add_many([(tp, offset, family, owner, process_type, columns)])
+
+    def add_many(self, messages: Sequence[Message]) -> None:
+        """Add the raw batches of one poll, in log order per partition.
+
+        The same as `add` on each message in turn (sums up to float rounding order), done
+        in one vectorized pass per column layout: a segmented running max judges every
+        row against its partition's watermark, `columns.aggregate` reduces the kept rows
+        per (series, minute), and only then does Python loop, once per touched window.
+        """
+        while messages:
+            messages = messages[self._add_pass(messages) :]
+
+    def _add_pass(self, messages: Sequence[Message]) -> int:
+        """Add the longest prefix in which no partition has two column layouts; its length."""
+        states: list[PartitionState] = []
+        pid_of: dict[TopicPartition, int] = {}
+        pid_layout: list[int] = []
+        layout_of: dict[tuple[str, tuple[str, ...]], int] = {}
+        layouts: list[list[Entry]] = []
+        series_of: dict[Series, int] = {}
+        series: list[Series] = []
+        for i, (tp, offset, family, owner, process_type, cols) in enumerate(messages):
+            lkey = (family, tuple(cols))
+            layout = layout_of.get(lkey)
+            if layout is None:
+                layout = layout_of[lkey] = len(layouts)
+                layouts.append([])
+            pid = pid_of.get(tp)
+            if pid is None:
+                st = self.parts.get(tp)
+                if st is None:
+                    st = self.parts[tp] = PartitionState(next_offset=offset)
+                pid = pid_of[tp] = len(states)
+                states.append(st)
+                pid_layout.append(layout)
+            elif pid_layout[pid] != layout:  # judged in a later pass, after this one
+                self._aggregate_and_merge(messages, layouts, states, series)
+                return i
+            states[pid].next_offset = offset + 1
+            skey = (pid, owner, process_type, family)
+            sid = series_of.get(skey)
+            if sid is None:
+                sid = series_of[skey] = len(series)
+                series.append(skey)
+            if len(cols["ts_ms"]):
+                layouts[layout].append((pid, i, sid, cols))
+        self._aggregate_and_merge(messages, layouts, states, series)
+        return len(messages)
+
+    def _aggregate_and_merge(
+        self,
+        messages: Sequence[Message],
+        layouts: list[list[Entry]],
+        states: list[PartitionState],
+        series: list[Series],
+    ) -> None:
+        parts = [self._judge_and_aggregate(e, states, messages) for e in layouts if e]
+        if parts:
+            self._merge(parts, states, series, messages)
+
+    def _judge_and_aggregate(
+        self, entries: list[Entry], states: list[PartitionState], messages: Sequence[Message]
+    ) -> Partials:
+        """Apply the lateness rule to one layout's rows, then aggregate the kept ones."""
+        entries.sort(key=itemgetter(0))  # by partition; stable, so in log order within one
+        pids, calls, sids, cols = zip(*entries, strict=True)
+        family = messages[calls[0]][2]
+        names = list(cols[0])
+        by_column = list(zip(*(c.values() for c in cols), strict=True))
+        ts_parts = by_column[names.index("ts_ms")]
+        lens = np.fromiter(map(len, ts_parts), dtype=np.int64, count=len(entries))
+        ts = np.concatenate(ts_parts).astype(np.int64, copy=False)
+        pid_arr = np.array(pids, dtype=np.int64)
+        first_row = np.cumsum(lens) - lens
+        seg = np.flatnonzero(np.append(True, pid_arr[1:] != pid_arr[:-1]))
+        seg_starts = first_row[seg]
+        seg_pids = pid_arr[seg].tolist()
+        seeds = ts[seg_starts]
+        for j, pid in enumerate(seg_pids):
+            wm = states[pid].watermark_ms
+            if wm is not None:
+                seeds[j] = wm
+        running = segmented_running_max(ts, seg_starts, seeds)
         p = self.period_ms
-        running = np.maximum.accumulate(ts)
-        if st.watermark_ms is not None:
-            running = np.maximum(running, st.watermark_ms)
         starts = ts - ts % p
         keep = starts >= running - running % p - self.lateness_ms
-        st.watermark_ms = int(running[-1])
-        if not keep.all():
-            dropped = int(keep.size - np.count_nonzero(keep))
-            self.dropped_late[family] = self.dropped_late.get(family, 0) + dropped
-            columns = {k: v[keep] for k, v in columns.items()}
-            starts = starts[keep]
-            if starts.size == 0:
-                return
-        first = int(starts[0])
-        if starts.size == 1 or (starts == first).all():
-            groups: list[tuple[int, Mapping[str, Column]]] = [(first, columns)]
-        else:
-            groups = [
-                (int(s), {k: v[starts == s] for k, v in columns.items()}) for s in np.unique(starts)
-            ]
-        period_s = p // 1000
-        for start, cols in groups:
-            key = (owner, process_type, family, start)
-            w = st.windows.get(key)
-            if w is None:
-                summary = accum.new_summary(owner, process_type, family, period_s, start)
-                w = st.windows[key] = Window(summary, first_offset=offset)
-            accum.add_columns(w.summary, cols)
-            w.dirty = True
+        seg_last = np.append(seg_starts[1:], ts.size) - 1
+        for pid, wm in zip(seg_pids, running[seg_last].tolist(), strict=True):
+            states[pid].watermark_ms = wm
+        msg = np.repeat(np.arange(len(entries), dtype=np.int64), lens)
+        values = {
+            name: np.concatenate(parts)
+            for name, parts in zip(names, by_column, strict=True)
+            if name != "ts_ms"
+        }
+        kept = int(np.count_nonzero(keep))
+        if kept < keep.size:
+            self.dropped_late[family] = self.dropped_late.get(family, 0) + keep.size - kept
+            values = {name: v[keep] for name, v in values.items()}
+            starts, msg = starts[keep], msg[keep]
+        return aggregate(
+            values, starts, msg, np.array(sids, dtype=np.int64), np.array(calls, dtype=np.int64)
+        )
+
+    def _merge(
+        self,
+        parts: list[Partials],
+        states: list[PartitionState],
+        series: list[Series],
+        messages: Sequence[Message],
+    ) -> None:
+        """Merge partials into their windows, column by column; missing windows are
+        created in the order `add` would have created them (by first message, then start).
+        """
+        found: list[list[Window | None]] = []
+        # Groups without a window yet: first message, start, part, group (lists of ints).
+        new_first: list[int] = []
+        new_start: list[int] = []
+        new_part: list[int] = []
+        new_group: list[int] = []
+        for k, pt in enumerate(parts):
+            lookups: list[Window | None] = []
+            for g, (sid, start_ms) in enumerate(zip(pt.series, pt.start_ms, strict=True)):
+                pid, owner, process_type, family = series[sid]
+                w = states[pid].windows.get((owner, process_type, family, start_ms))
+                if w is None:
+                    new_first.append(pt.first_msg[g])
+                    new_start.append(start_ms)
+                    new_part.append(k)
+                    new_group.append(g)
+                lookups.append(w)
+            found.append(lookups)
+        period_s = self.period_ms // 1000
+        for j in np.lexsort((new_start, new_first)).tolist():
+            k, g = new_part[j], new_group[j]
+            pid, owner, process_type, family = series[parts[k].series[g]]
+            key = (owner, process_type, family, new_start[j])
+            summary = accum.new_summary(owner, process_type, family, period_s, new_start[j])
+            found[k][g] = states[pid].windows[key] = Window(summary, messages[new_first[j]][1])
+        merge_stat = accum.merge_stat
+        for pt, all_found in zip(parts, found, strict=True):
+            for w in cast(list[Window], all_found):
+                w.dirty = True
+            summaries = [w.summary for w in cast(list[Window], all_found)]
+            for s, n in zip(summaries, pt.n, strict=True):
+                s.n += n
+            for name, stats in pt.stats.items():
+                for s, new in zip(summaries, stats, strict=True):
+                    if new is not None:
+                        have = s.stats.get(name)
+                        s.stats[name] = new if have is None else merge_stat(have, new)
+            for name, (values, groups) in pt.sketch_rows.items():
+                prior = [s.sketches.get(name) for s in summaries]
+                merged = sketch.from_groups(values, groups, len(summaries), prior)
+                for s, sk, new in zip(summaries, merged, pt.stats[name], strict=True):
+                    if new is not None:
+                        s.sketches[name] = sk
+            for g, name, n in zip(*pt.counts, strict=True):
+                counts = summaries[g].counts
+                counts[name] = counts.get(name, 0) + n
 
     def flush(self) -> list[Summary]:
         """Changed windows since the last flush (copies); closed windows are forgotten."""

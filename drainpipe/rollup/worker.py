@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from drainpipe import codec
 from drainpipe.bus import Bus, OutRecord, Position, TopicPartition
 from drainpipe.model import SCHEMA_BY_FAMILY, SCHEMA_BY_TOPIC, SCHEMAS, summary_key
-from drainpipe.rollup.window import RollupCore
+from drainpipe.rollup.window import Message, RollupCore
 from drainpipe.selfmetrics import SelfMetrics
 
 log = logging.getLogger(__name__)
@@ -61,6 +61,7 @@ class RollupWorker:
         next_flush = time.monotonic() + self.flush_interval_s
         try:
             while not stop.is_set():
+                batch: list[Message] = []
                 for m in self._consumer.poll(2000, 0.1):
                     schema = SCHEMA_BY_TOPIC[m.topic]
                     try:
@@ -72,7 +73,9 @@ class RollupWorker:
                             extra={"topic": m.topic, "offset": m.offset, "error": str(exc)},
                         )
                         continue
-                    self.core.add((m.topic, m.partition), m.offset, schema.family, owner, pt, cols)
+                    batch.append(((m.topic, m.partition), m.offset, schema.family, owner, pt, cols))
+                if batch:
+                    self.core.add_many(batch)  # one vectorized pass per poll
                 if time.monotonic() >= next_flush:
                     self.flush_and_commit()
                     next_flush = time.monotonic() + self.flush_interval_s

@@ -131,6 +131,7 @@ def check(store: dict, expected: dict) -> None:
     flush_points=st.sets(st.integers(0, 60), max_size=20),
     crash_points=st.lists(st.integers(0, 60), max_size=4),
     duplicate=st.booleans(),
+    polls=st.lists(st.integers(1, 8), max_size=30),
 )
 def test_any_batching_flushes_and_crashes_give_the_recomputed_store(
     lines: list[Line],
@@ -138,7 +139,9 @@ def test_any_batching_flushes_and_crashes_give_the_recomputed_store(
     flush_points: set[int],
     crash_points: list[int],
     duplicate: bool,
+    polls: list[int],
 ) -> None:
+    """Each step adds one poll of `polls[step]` log entries (1 once the list runs out)."""
     log = raw_log(lines, cuts)
     expected = recompute(log)
     store: dict = {}  # a store with the n guard
@@ -162,10 +165,16 @@ def test_any_batching_flushes_and_crashes_give_the_recomputed_store(
     step = 0
     i = 0
     while i < len(log):
-        tp, offset, s, rows = log[i]
-        if offset >= core.parts[tp].next_offset:
-            owner, pt = SERIES[s]
-            core.add(tp, offset, ROUTER.family, owner, pt, columns(rows))
+        size = polls[step] if step < len(polls) else 1
+        batch = [
+            (tp, offset, ROUTER.family, *SERIES[s], columns(rows))
+            for tp, offset, s, rows in log[i : i + size]
+            if offset >= core.parts[tp].next_offset
+        ]
+        if size == 1 and batch:
+            core.add(*batch[0])
+        else:
+            core.add_many(batch)
         if step in flush_points:
             flush(core)
         if crashes and step == crashes[0]:
@@ -183,7 +192,7 @@ def test_any_batching_flushes_and_crashes_give_the_recomputed_store(
             )
             step += 1
             continue
-        i += 1
+        i += size
         step += 1
     flush(core)
     check(store, expected)
