@@ -17,12 +17,26 @@ import numpy as np
 import numpy.typing as npt
 
 from drainpipe import sketch
-from drainpipe.model import Stat, Summary
+from drainpipe.model import CUSTOM_KINDS, Stat, Summary
 
 Column = npt.NDArray[np.float64] | npt.NDArray[np.int64] | npt.NDArray[np.int16]
 
 # Columns that keep a quantile sketch besides their Stat.
-SKETCHED = frozenset({"service_ms"})
+SKETCHED = frozenset({"service_ms", "measure"})
+
+
+def custom_columns(columns: Mapping[str, Column]) -> dict[str, Column]:
+    """A custom-metrics batch as one column per kind (NaN where a row is another kind).
+
+    Every kind then accumulates like any measurement column: a Stat each (count# reads
+    its `sum`), and a sketch for measure#.
+    """
+    kind = columns["kind"]
+    value = columns["value"].astype(np.float64, copy=False)
+    out: dict[str, Column] = {"ts_ms": columns["ts_ms"]}
+    for name, code in CUSTOM_KINDS.items():
+        out[name] = np.where(kind == code, value, np.nan)
+    return out
 
 
 def stat_of(values: npt.NDArray[np.float64]) -> Stat | None:

@@ -82,13 +82,16 @@ class Api:
         try:
             app = self._authorize(request)
             metric = request.path_params["metric"]
-            if metric not in downsample.METRICS:
+            found = downsample.spec(metric)
+            if found is None:
                 raise ApiError(
-                    404, f"unknown metric {metric!r}; known: {', '.join(downsample.METRICS)}"
+                    404,
+                    f"unknown metric {metric!r}; known: {', '.join(downsample.METRICS)}, "
+                    "and custom.<name> for the app's own count#, sample# and measure# metrics",
                 )
             start, end, step = self._range(request)
             pt = request.query_params.get("process_type") or None
-            family, _ = downsample.METRICS[metric]
+            family, _ = found
             # Whole intervals: the first step-aligned interval may start before `start`.
             lo = start - start % (step * 1000)
             rows = await run_in_threadpool(self.store.read_summaries, app.id, family, lo, end, pt)

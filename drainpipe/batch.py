@@ -18,10 +18,13 @@ from drainpipe import codec
 from drainpipe.accum import Column
 from drainpipe.bus import OutRecord
 from drainpipe.model import (
+    CUSTOM,
+    CUSTOM_KINDS,
     EVENTS_TOPIC,
     LOAD,
     MEMORY,
     ROUTER,
+    CustomMetrics,
     DynoLoad,
     DynoMemory,
     EventBatch,
@@ -58,35 +61,46 @@ def _code(code: str | None) -> int:
         return 0
 
 
-_Key = tuple[Schema, str]  # (measurement type, process type)
+_Key = tuple[Schema, str, str]  # (measurement type, process type, series)
 _Rows = dict[_Key, list[tuple[float, ...]]]
 _Events = dict[str, list[EventRecord]]
 
 
+NO_ROWS: tuple[_Key, ...] = ()
+
+
 def _take(
     rec: Record | Skipped | None, horizon: int, out: Parsed, rows: _Rows, events: _Events
-) -> _Key | None:
-    """Count one parsed line in `out` and add its row or event; the key of an added row."""
+) -> tuple[_Key, ...]:
+    """Count one parsed line in `out` and add its rows or event; the key of each added row."""
     if rec is None:
         out.lines["other"] += 1
-        return None
+        return NO_ROWS
     if isinstance(rec, Skipped):
         out.skipped[rec.reason] += 1
-        return None
+        return NO_ROWS
     if rec.ts_ms > horizon:
         out.skipped["clock_skew"] += 1
-        return None
+        return NO_ROWS
     key: _Key
     if isinstance(rec, RouterRequest):
         out.lines["router"] += 1
-        key = (ROUTER, rec.process_type)
+        key = (ROUTER, rec.process_type, "")
         rows.setdefault(key, []).append(
             (rec.ts_ms, _f(rec.service_ms), rec.status, _code(rec.code))
         )
-        return key
+        return (key,)
+    if isinstance(rec, CustomMetrics):
+        out.lines["custom"] += 1
+        keys = []
+        for name, kind, value in rec.items:
+            key = (CUSTOM, rec.process_type, name)
+            rows.setdefault(key, []).append((rec.ts_ms, value, CUSTOM_KINDS[kind]))
+            keys.append(key)
+        return tuple(keys)
     if isinstance(rec, DynoMemory):
         out.lines["memory"] += 1
-        key = (MEMORY, rec.process_type)
+        key = (MEMORY, rec.process_type, "")
         rows.setdefault(key, []).append(
             (
                 rec.ts_ms,
@@ -97,21 +111,21 @@ def _take(
                 _f(rec.memory_quota),
             )
         )
-        return key
+        return (key,)
     if isinstance(rec, DynoLoad):
         out.lines["load"] += 1
-        key = (LOAD, rec.process_type)
+        key = (LOAD, rec.process_type, "")
         rows.setdefault(key, []).append(
             (rec.ts_ms, _f(rec.load_avg_1m), _f(rec.load_avg_5m), _f(rec.load_avg_15m))
         )
-        return key
+        return (key,)
     out.lines["event"] += 1
     if rec.kind == "logplex_drop":
         out.upstream_dropped += int(rec.attrs.get("dropped", "0") or 0)
     events.setdefault(rec.process_type, []).append(
         EventRecord(rec.ts_ms, rec.process_type, rec.source, rec.kind, rec.text, dict(rec.attrs))
     )
-    return None
+    return NO_ROWS
 
 
 def _columns(schema: Schema, table: list[tuple[float, ...]]) -> dict[str, Column]:
@@ -124,8 +138,8 @@ def _columns(schema: Schema, table: list[tuple[float, ...]]) -> dict[str, Column
 def _encode(
     owner: str, batches: Sequence[tuple[_Key, Mapping[str, Column]]], events: _Events, out: Parsed
 ) -> Parsed:
-    for (schema, pt), columns in batches:
-        value = codec.encode_batch(schema, owner, pt, columns)
+    for (schema, pt, series), columns in batches:
+        value = codec.encode_batch(schema, owner, pt, columns, series)
         out.records.append(OutRecord(schema.topic, partition_key(owner, pt), value))
     for pt, evs in events.items():
         value = codec.encode_events(EventBatch(owner, pt, evs))
@@ -159,8 +173,7 @@ def build(owner: str, frames: list[bytes], now_ms: int, max_future_ms: int) -> P
     horizon = now_ms + max_future_ms
     bulk = read_router(frames)
     for i in bulk.rest:
-        key = _take(parse_message(frames[i]), horizon, out, rows, events)
-        if key is not None:
+        for key in _take(parse_message(frames[i]), horizon, out, rows, events):
             where.setdefault(key, []).append(i)
     if bulk.skipped:
         out.skipped["router_line"] += bulk.skipped
@@ -183,7 +196,7 @@ def build(owner: str, frames: list[bytes], now_ms: int, max_future_ms: int) -> P
             "status": bulk.status[chosen],
             "code": bulk.code[chosen],
         }
-        key = (ROUTER, pt)
+        key = (ROUTER, pt, "")
         table = rows.pop(key, None)
         if table is not None:  # router lines of this process type read one by one too
             index = np.concatenate((index, np.array(where[key], np.int64)))

@@ -28,15 +28,26 @@ _encoder = msgspec.msgpack.Encoder()
 
 
 def encode_batch(
-    schema: Schema, owner: str, process_type: str, columns: Mapping[str, Column]
+    schema: Schema,
+    owner: str,
+    process_type: str,
+    columns: Mapping[str, Column],
+    series: str = "",
 ) -> bytes:
     cols = []
     for name, dtype in schema.columns:
         cols.append(np.ascontiguousarray(columns[name], dtype=dtype).tobytes())
-    return _encoder.encode(Batch(owner, process_type, cols))
+    return _encoder.encode(Batch(owner, process_type, cols, series))
 
 
 def decode_batch(schema: Schema, value: bytes) -> tuple[str, str, dict[str, Column]]:
+    """(owner, process type, columns) of a raw batch; see `decode_series` for custom metrics."""
+    owner, pt, cols, _ = decode_series(schema, value)
+    return owner, pt, cols
+
+
+def decode_series(schema: Schema, value: bytes) -> tuple[str, str, dict[str, Column], str]:
+    """(owner, process type, columns, series) of a raw batch."""
     try:
         batch = _batch_decoder.decode(value)
     except msgspec.DecodeError as exc:
@@ -54,7 +65,7 @@ def decode_batch(schema: Schema, value: bytes) -> tuple[str, str, dict[str, Colu
             raise DecodeError(f"{schema.topic}: column {name} has {arr.size} rows, not {rows}")
         rows = arr.size
         out[name] = arr
-    return batch.owner, batch.process_type, out
+    return batch.owner, batch.process_type, out, batch.series
 
 
 def encode_events(batch: EventBatch) -> bytes:

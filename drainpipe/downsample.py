@@ -6,6 +6,7 @@ from merged sums and counts. Everything here is pure.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
@@ -78,6 +79,36 @@ def _load(s: Summary) -> Point | None:
     return point or None
 
 
+def _custom(s: Summary) -> Point | None:
+    point: Point = {}
+    measure = s.stats.get("measure")
+    if measure is not None:
+        sk = s.sketches.get("measure", sketch.EMPTY)
+        p50, p95, p99 = sketch.quantiles(sk, (0.5, 0.95, 0.99), lo=measure.min, hi=measure.max)
+        point.update(
+            count=measure.count,
+            sum=measure.sum,
+            mean=accum.mean(measure),
+            min=measure.min,
+            max=measure.max,
+            p50=p50,
+            p95=p95,
+            p99=p99,
+        )
+    counted = s.stats.get("count")
+    if counted is not None:
+        point["total"] = counted.sum
+    sample = s.stats.get("sample")
+    if sample is not None:
+        point.update(
+            sample_mean=accum.mean(sample), sample_min=sample.min, sample_max=sample.max
+        )
+    return point or None
+
+
+CUSTOM_PREFIX: Final = "custom."
+CUSTOM_NAME: Final = re.compile(r"^[A-Za-z0-9_.\-]{1,200}$")
+
 # metric name -> (summary family, point builder)
 METRICS: Final[dict[str, tuple[str, Callable[[Summary], Point | None]]]] = {
     "router.latency": ("router", _latency),
@@ -88,9 +119,21 @@ METRICS: Final[dict[str, tuple[str, Callable[[Summary], Point | None]]]] = {
 }
 
 
+def spec(metric: str) -> tuple[str, Callable[[Summary], Point | None]] | None:
+    """(summary family, point builder) of a metric name; custom.<name> for app metrics."""
+    if metric in METRICS:
+        return METRICS[metric]
+    if metric.startswith(CUSTOM_PREFIX) and CUSTOM_NAME.match(metric[len(CUSTOM_PREFIX) :]):
+        return metric, _custom
+    return None
+
+
 def series(metric: str, summaries: Iterable[Summary], step_s: int) -> list[dict[str, object]]:
     """Points per process type, one per step-aligned interval that has data."""
-    _, point_of = METRICS[metric]
+    found = spec(metric)
+    if found is None:
+        raise KeyError(metric)
+    _, point_of = found
     step_ms = step_s * 1000
     buckets: dict[str, dict[int, list[Summary]]] = defaultdict(lambda: defaultdict(list))
     for s in summaries:

@@ -80,13 +80,28 @@ class PlatformEvent:
 
 
 @dataclass(slots=True, frozen=True)
+class CustomMetrics:
+    """l2met-style metrics in one line of the app's own output (count#, sample#, measure#)."""
+
+    ts_ms: int
+    process_type: str
+    items: tuple[tuple[str, str, float], ...]  # (name, kind, value); kind is a CUSTOM_KINDS key
+
+
+# count# adds up (its total); measure# keeps the whole distribution (a sketch too);
+# sample# keeps min, mean and max per interval: unlike l2met's "last value", these merge
+# exactly when minutes are downsampled or process types combined.
+CUSTOM_KINDS: Final = {"count": 0, "sample": 1, "measure": 2}
+
+
+@dataclass(slots=True, frozen=True)
 class Skipped:
     """A line that could not be used; `reason` names the counter it is counted under."""
 
     reason: str
 
 
-Record = RouterRequest | DynoMemory | DynoLoad | PlatformEvent
+Record = RouterRequest | DynoMemory | DynoLoad | PlatformEvent | CustomMetrics
 
 EVENT_KINDS: Final = (
     "release",  # Release v16 created by user ...
@@ -158,9 +173,25 @@ LOAD: Final = Schema(
         ("load_avg_15m", "<f8"),
     ),
 )
-SCHEMAS: Final = (ROUTER, MEMORY, LOAD)
+CUSTOM: Final = Schema(
+    "CUSTOM_METRICS.v1",
+    "custom",  # the rollup family is "custom." + the batch's series (the metric name)
+    (
+        ("ts_ms", "<i8"),
+        ("value", "<f8"),
+        ("kind", "<i1"),  # CUSTOM_KINDS
+    ),
+)
+SCHEMAS: Final = (ROUTER, MEMORY, LOAD, CUSTOM)
 SCHEMA_BY_TOPIC: Final = {s.topic: s for s in SCHEMAS}
 SCHEMA_BY_FAMILY: Final = {s.family: s for s in SCHEMAS}
+
+
+def schema_of_family(family: str) -> Schema:
+    """The raw schema a summary family comes from: `custom.<name>` families are CUSTOM's."""
+    return CUSTOM if family.startswith("custom.") else SCHEMA_BY_FAMILY[family]
+
+
 EVENTS_TOPIC: Final = "PLATFORM_EVENTS.v1"
 # Logplex-Frame-Id of every accepted drain request (key: owner|, value: the id), written
 # in the same durable append as its measurements, so retries are recognised after a restart.
@@ -178,6 +209,7 @@ class Batch(msgspec.Struct, array_like=True, frozen=True):
     owner: str
     process_type: str
     columns: list[bytes]
+    series: str = ""  # custom metrics: the metric name (a batch holds one)
 
 
 class EventRecord(msgspec.Struct, array_like=True, frozen=True):

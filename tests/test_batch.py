@@ -170,3 +170,30 @@ def test_build_equals_the_reference_when_frames_are_cut_oddly(
             k = i % len(frames)
             frames[k] = frames[k][:-1] + extra if extra != b"\n" else frames[k] + extra
     same(frames)
+
+
+def test_custom_metrics_become_one_batch_per_process_type_and_name() -> None:
+    from drainpipe import codec
+    from drainpipe.model import CUSTOM, CUSTOM_KINDS
+    from tests import drains
+
+    lines = [
+        drains.event(1_795_000_000_000, "app", "web.1", "measure#db=4ms count#hits=1"),
+        drains.event(1_795_000_001_000, "app", "web.2", "measure#db=6ms"),
+        drains.event(1_795_000_002_000, "app", "worker.1", "measure#db=9ms"),
+    ]
+    frames = [(f"{line}").encode() for line in lines]
+    out = batch.build("owner", frames, 1_795_000_010_000, 300_000)
+    assert out == batch.build_reference("owner", frames, 1_795_000_010_000, 300_000)
+    assert out.lines["custom"] == 3
+    got = {}
+    for r in out.records:
+        assert r.topic == CUSTOM.topic
+        decoded = codec._batch_decoder.decode(r.value)
+        _, pt, cols = codec.decode_batch(CUSTOM, r.value)
+        got[(pt, decoded.series)] = (list(cols["value"]), list(cols["kind"]))
+    assert got == {
+        ("web", "db"): ([4.0, 6.0], [CUSTOM_KINDS["measure"]] * 2),
+        ("web", "hits"): ([1.0], [CUSTOM_KINDS["count"]]),
+        ("worker", "db"): ([9.0], [CUSTOM_KINDS["measure"]]),
+    }

@@ -298,3 +298,36 @@ def test_a_retried_frame_is_not_counted_twice(server) -> None:
     wait_for_total(srv, shop, now - 600_000, now + 600_000, 2)
     time.sleep(0.5)
     wait_for_total(srv, shop, now - 600_000, now + 600_000, 2)
+
+
+def test_custom_metrics_in_app_lines_come_back_per_name(server) -> None:
+    srv, apps = server
+    shop = apps["shop"]
+    now = int(time.time() * 1000)
+    base = now - now % MIN - 3 * MIN
+    db = [4.0, 6.5, 12.0, 30.0, 8.0]
+    lines = [
+        drains.event(base + i * 1000, "app", "web.1", f"measure#db.query={v}ms count#signups=2")
+        for i, v in enumerate(db)
+    ]
+    lines.append(drains.event(base + 9000, "app", "worker.1", "sample#queue.depth=7"))
+    lines.append(drains.event(base + 9500, "app", "worker.2", "sample#queue.depth=3"))
+    assert srv.post(shop["drain_secret"], drains.body(lines), len(lines)) == 204
+    start, end = base - MIN, base + 5 * MIN
+    deadline = time.monotonic() + 15
+    pts: dict = {}
+    while time.monotonic() < deadline:
+        pts = points(srv, shop, "custom.db.query", start, end)
+        if pts and next(iter(pts.values()))["count"] == len(db):
+            break
+        time.sleep(0.1)
+    p = pts[("web", iso(base))]
+    assert (p["count"], p["min"], p["max"]) == (5, 4.0, 30.0)
+    assert p["mean"] == pytest.approx(sum(db) / len(db))
+    truth = lower_quantile(db, 0.95)
+    assert abs(p["p95"] - truth) <= RELATIVE_ACCURACY * truth * (1 + 1e-9)
+    assert points(srv, shop, "custom.signups", start, end)[("web", iso(base))]["total"] == 10.0
+    depth = points(srv, shop, "custom.queue.depth", start, end)[("worker", iso(base))]
+    assert (depth["sample_min"], depth["sample_max"], depth["sample_mean"]) == (3.0, 7.0, 5.0)
+    code, body = srv.get("/api/v1/apps/shop/metrics/custom.no%20such", shop["api_token"])
+    assert code == 404 and "custom.<name>" in body["error"]

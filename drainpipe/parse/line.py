@@ -2,13 +2,14 @@
 
 `heroku router` lines are requests; `heroku logplex` lines are Logplex's own events;
 other `heroku <dyno>` lines are runtime metrics or dyno lifecycle events; `app api`
-lines are platform API events. The app's own output (`app web.1`, ...) is None here:
-custom metrics in app lines are not read yet.
+lines are platform API events. The app's own output (`app web.1`, ...) carries custom
+metrics when it has count#, sample# or measure# fields, and is otherwise None.
 """
 
 from __future__ import annotations
 
 from drainpipe.model import Record, Skipped
+from drainpipe.parse.custom import parse_custom
 from drainpipe.parse.events import parse_event
 from drainpipe.parse.router import parse_router
 from drainpipe.parse.runtime import parse_runtime
@@ -33,4 +34,4 @@ def parse_message(msg: bytes) -> Record | Skipped | None:
         return parse_event(ts_ms, appname, procid, text)
     if appname == "app" and procid == "api":
         return parse_event(ts_ms, appname, procid, text)
-    return None
+    return parse_custom(ts_ms, procid, text)

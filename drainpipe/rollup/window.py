@@ -57,18 +57,37 @@ class PartitionState:
     next_offset: int = 0
     watermark_ms: int | None = None
     windows: dict[WindowKey, Window] = field(default_factory=dict)
+    # Offsets below this were read before the last restart; their drops were counted then.
+    counted_until: int = 0
 
 
-def encode_watermark(watermark_ms: int | None) -> str:
-    return "" if watermark_ms is None else f"wm={watermark_ms}"
+def encode_watermark(watermark_ms: int | None, read_until: int | None = None) -> str:
+    """Commit metadata: the watermark, and the next offset read when it was committed."""
+    if watermark_ms is None:
+        return ""
+    return f"wm={watermark_ms}" + ("" if read_until is None else f";next={read_until}")
+
+
+def decode_position(metadata: str) -> tuple[int | None, int]:
+    """(watermark, offset read up to) from commit metadata; ("wm=<ms>" alone is accepted)."""
+    if not metadata:
+        return None, 0
+    fields = dict(part.partition("=")[::2] for part in metadata.split(";"))
+    try:
+        return int(fields["wm"]), int(fields.get("next", 0))
+    except (KeyError, ValueError):
+        raise ValueError(
+            f"commit metadata {metadata!r} is not a rollup watermark ('wm=<ms>;next=<offset>')"
+        ) from None
 
 
 def decode_watermark(metadata: str) -> int | None:
-    if not metadata:
-        return None
-    if not metadata.startswith("wm="):
-        raise ValueError(f"commit metadata {metadata!r} is not a rollup watermark ('wm=<ms>')")
-    return int(metadata[3:])
+    return decode_position(metadata)[0]
+
+
+def layout_family(family: str) -> str:
+    """Custom metrics share one column layout (and drop counter): `custom.<name>` -> custom."""
+    return "custom" if family.startswith("custom.") else family
 
 
 class RollupCore:
@@ -82,8 +101,9 @@ class RollupCore:
 
     def restore(self, tp: TopicPartition, position: Position) -> None:
         """Start tp afresh at a committed position (after start-up or a rebalance)."""
+        watermark, read_until = decode_position(position.metadata)
         self.parts[tp] = PartitionState(
-            next_offset=position.offset, watermark_ms=decode_watermark(position.metadata)
+            next_offset=position.offset, watermark_ms=watermark, counted_until=read_until
         )
 
     def revoke(self, tp: TopicPartition) -> None:
@@ -125,7 +145,7 @@ class RollupCore:
         series_of: dict[Series, int] = {}
         series: list[Series] = []
         for i, (tp, offset, family, owner, process_type, cols) in enumerate(messages):
-            lkey = (family, tuple(cols))
+            lkey = (layout_family(family), tuple(cols))
             layout = layout_of.get(lkey)
             if layout is None:
                 layout = layout_of[lkey] = len(layouts)
@@ -169,7 +189,7 @@ class RollupCore:
         """Apply the lateness rule to one layout's rows, then aggregate the kept ones."""
         entries.sort(key=itemgetter(0))  # by partition; stable, so in log order within one
         pids, calls, sids, cols = zip(*entries, strict=True)
-        family = messages[calls[0]][2]
+        family = layout_family(messages[calls[0]][2])
         names = list(cols[0])
         by_column = list(zip(*(c.values() for c in cols), strict=True))
         ts_parts = by_column[names.index("ts_ms")]
@@ -200,7 +220,13 @@ class RollupCore:
         }
         kept = int(np.count_nonzero(keep))
         if kept < keep.size:
-            self.dropped_late[family] = self.dropped_late.get(family, 0) + keep.size - kept
+            # Rows re-read after a restart were judged before; count only new drops.
+            replayed = np.array([states[p].counted_until for p in pids], dtype=np.int64)
+            offsets = np.array([messages[c][1] for c in calls], dtype=np.int64)
+            fresh = np.repeat(offsets >= replayed, lens)
+            dropped = int(np.count_nonzero(~keep & fresh))
+            if dropped:
+                self.dropped_late[family] = self.dropped_late.get(family, 0) + dropped
             values = {name: v[keep] for name, v in values.items()}
             starts, msg = starts[keep], msg[keep]
         return aggregate(
@@ -296,5 +322,5 @@ class RollupCore:
         out = {}
         for tp, st in self.parts.items():
             offset = min((w.first_offset for w in st.windows.values()), default=st.next_offset)
-            out[tp] = Position(offset, encode_watermark(st.watermark_ms))
+            out[tp] = Position(offset, encode_watermark(st.watermark_ms, st.next_offset))
         return out

@@ -15,9 +15,11 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 
-from drainpipe import codec
+import numpy as np
+
+from drainpipe import accum, codec
 from drainpipe.bus import Bus, OutRecord, Position, TopicPartition
-from drainpipe.model import SCHEMA_BY_FAMILY, SCHEMA_BY_TOPIC, SCHEMAS, summary_key
+from drainpipe.model import CUSTOM, SCHEMA_BY_TOPIC, SCHEMAS, schema_of_family, summary_key
 from drainpipe.rollup.window import Message, RollupCore
 from drainpipe.selfmetrics import SelfMetrics
 
@@ -64,16 +66,21 @@ class RollupWorker:
                 batch: list[Message] = []
                 for m in self._consumer.poll(2000, 0.1):
                     schema = SCHEMA_BY_TOPIC[m.topic]
+                    family = schema.family
                     try:
-                        owner, pt, cols = codec.decode_batch(schema, m.value)
+                        owner, pt, cols, series = codec.decode_series(schema, m.value)
                     except codec.DecodeError as exc:
                         self.metrics.bad_messages.labels(m.topic).inc()
                         log.error(
                             "rollup.bad_message",
                             extra={"topic": m.topic, "offset": m.offset, "error": str(exc)},
                         )
-                        continue
-                    batch.append(((m.topic, m.partition), m.offset, schema.family, owner, pt, cols))
+                        # No rows, but the offset is passed: it is not read again.
+                        owner, pt, series = "", "", ""
+                        cols = {name: np.empty(0, dtype) for name, dtype in schema.columns}
+                    if schema is CUSTOM:
+                        family, cols = f"custom.{series}", accum.custom_columns(cols)
+                    batch.append(((m.topic, m.partition), m.offset, family, owner, pt, cols))
                 if batch:
                     self.core.add_many(batch)  # one vectorized pass per poll
                 if time.monotonic() >= next_flush:
@@ -88,7 +95,7 @@ class RollupWorker:
         if summaries:
             records = [
                 OutRecord(
-                    SCHEMA_BY_FAMILY[s.family].summary_topic,
+                    schema_of_family(s.family).summary_topic,
                     summary_key(s),
                     codec.encode_summary(s),
                 )

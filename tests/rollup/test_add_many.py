@@ -109,8 +109,9 @@ def add_reference(
     keep = starts >= running - running % p - core.lateness_ms
     st_.watermark_ms = int(running[-1])
     if not keep.all():
-        dropped = int(keep.size - np.count_nonzero(keep))
-        core.dropped_late[family] = core.dropped_late.get(family, 0) + dropped
+        dropped = int(keep.size - np.count_nonzero(keep)) if offset >= st_.counted_until else 0
+        if dropped:
+            core.dropped_late[family] = core.dropped_late.get(family, 0) + dropped
         columns = {k: v[keep] for k, v in columns.items()}
         starts = starts[keep]
         if starts.size == 0:

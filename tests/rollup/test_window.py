@@ -223,7 +223,7 @@ def test_commit_position_is_the_first_offset_of_the_oldest_open_window() -> None
     core.flush()  # T0 and T0+1 closed: they are older than 5 minutes behind T0+7
     assert core.positions()[tp].offset == 42
     core.flush()
-    assert core.positions()[tp] == Position(42, encode_watermark(T0 + 7 * MINUTE_MS))
+    assert core.positions()[tp] == Position(42, encode_watermark(T0 + 7 * MINUTE_MS, 43))
 
 
 def test_flush_returns_only_changed_windows_and_copies_them() -> None:
@@ -242,3 +242,27 @@ def test_flush_returns_only_changed_windows_and_copies_them() -> None:
 def test_bad_watermark_metadata_is_refused_with_its_value() -> None:
     with pytest.raises(ValueError, match="not a rollup watermark"):
         decode_watermark("offset=3")
+
+
+def test_rows_replayed_after_a_restart_are_not_counted_as_late_again() -> None:
+    tp = (ROUTER.topic, 0)
+    rows = [T0 + 7 * MINUTE_MS, T0 + 3 * MINUTE_MS, T0 + 9 * MINUTE_MS]
+    first = RollupCore(lateness_ms=LATENESS)
+    first.restore(tp, Position(0))
+    for offset, ts in enumerate(rows):
+        first.add(tp, offset, "router", "a", "web", columns([Line(0, ts, 1.0, 200, 0)]))
+    first.flush()  # T0+3 was counted, then its window closed (9 - 5 > 3)
+    assert first.dropped_late == {}
+    again = RollupCore(lateness_ms=LATENESS)
+    again.restore(tp, first.positions()[tp])  # resumes at offset 0: T0+7 is still open
+    for offset, ts in enumerate(rows):  # replay: T0+3 is dropped now, as it must be
+        again.add(tp, offset, "router", "a", "web", columns([Line(0, ts, 1.0, 200, 0)]))
+    assert again.dropped_late == {}  # ... but it was no late line
+    again.add(tp, 3, "router", "a", "web", columns([Line(0, T0 + MINUTE_MS, 1.0, 200, 0)]))
+    assert again.dropped_late == {"router": 1}  # a line that really is late
+
+
+def test_commit_metadata_of_older_releases_still_restores() -> None:
+    core = RollupCore()
+    core.restore((ROUTER.topic, 0), Position(5, "wm=1795000000000"))
+    assert core.parts[(ROUTER.topic, 0)].watermark_ms == 1_795_000_000_000

@@ -1,0 +1,48 @@
+"""Parse l2met-style custom metrics (count#, sample#, measure#) out of an app's own lines."""
+
+from __future__ import annotations
+
+import re
+
+from drainpipe.model import CustomMetrics, Skipped
+from drainpipe.parse.dyno import process_type
+
+# The value's numeric part; a unit may follow (ms, s, MB, ...) and is not kept.
+_ITEM = re.compile(
+    r"(?:^|\s)(count|sample|measure)#([A-Za-z0-9_.\-]{1,200})=([-+]?(?:\d+\.?\d*|\.\d+)"
+    r"(?:[eE][-+]?\d+)?)?(\S*)"
+)
+_SOURCE = re.compile(r"(?:^|\s)source=([A-Za-z0-9_.\-]+)")
+MAX_ITEMS = 64
+
+
+# <190>1 2026-11-21T10:00:00.123456+00:00 host app web.1 - source=web.1 measure#db.query=12.5ms
+#   count#signups=1 sample#queue.depth=4
+def parse_custom(ts_ms: int, procid: str, text: str) -> CustomMetrics | Skipped | None:
+    """The metrics of one app line; None when it has none; Skipped when all are unreadable.
+
+    An empty value counts as 1 (`count#hits=`). The process type comes from `source=`
+    when it names a dyno, else from the procid (`web.1` -> `web`).
+    """
+    if "#" not in text:
+        return None
+    found = _ITEM.findall(text)
+    if not found:
+        return None
+    items: list[tuple[str, str, float]] = []
+    for kind, name, number, rest in found[:MAX_ITEMS]:
+        if number:
+            items.append((name, kind, float(number)))
+        elif not rest:
+            items.append((name, kind, 1.0))
+    if not items:
+        return Skipped("custom_metric")
+    pt = None
+    source = _SOURCE.search(text)
+    if source is not None:
+        pt = process_type(source.group(1))
+    if pt is None:
+        pt = process_type(procid)
+    if pt is None:
+        return Skipped("custom_metric")
+    return CustomMetrics(ts_ms, pt, tuple(items))
