@@ -226,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for app in registry.list():
             print(json.dumps({"name": app.name, "id": app.id}))
         return 0
-    except (ConfigError, AppError, ValueError) as exc:
+    except (ConfigError, AppError, ValueError, OSError, RuntimeError) as exc:
         print(f"drainpipe: error: {exc}", file=sys.stderr)
         return 2
 

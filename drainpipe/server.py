@@ -117,17 +117,20 @@ def serve(config: Config) -> None:
     # Requests cross several threads of this process (log server, bus writer); with the
     # rollup and sink busy, the default 5 ms GIL switch interval adds up to ~5 ms per hop.
     sys.setswitchinterval(0.0005)
+    # The port first: a server that cannot listen must not start its stages.
+    sock = workers.reserve(config.host, config.port) if config.workers else None
     pipeline = Pipeline(config)
     pipeline.start_stages()
-    if config.workers == 0:
+    if sock is None:
         log.info("drainpipe.up", extra={"data_dir": str(config.data_dir), "workers": 0})
         http.serve(pipeline.http_app(), pipeline.stop, config.host, config.port)
         return
     run_dir = Path(tempfile.mkdtemp(prefix="drainpipe-"))  # short path: sun_path is 108 bytes
     logserver = LogServer(pipeline.acceptor, run_dir / "log.sock")
     logserver.start()
-    sock = workers.bind(config.host, config.port)
-    supervisor = workers.Supervisor(config.workers, sock, logserver.path, config.data_dir)
+    supervisor = workers.Supervisor(
+        config.workers, config.host, config.port, logserver.path, config.data_dir
+    )
     stop = threading.Event()
 
     def on_signal(signum: int, _: object) -> None:

@@ -1,6 +1,8 @@
 """HTTP worker processes of `drainpipe up`: spawn, supervise, and the worker's own main.
 
-Workers share the owner's listening socket (the kernel spreads connections), parse and
+Each worker listens on its own SO_REUSEPORT socket on the one port, so the kernel spreads
+connections evenly over them (one shared accept queue leaves most with whichever worker
+is least busy when they arrive). Workers parse and
 encode drain requests, hand the records to the owner's log server, and serve the API by
 reading the SQLite store directly. A worker dies with its owner (PR_SET_PDEATHSIG), so a
 killed owner never leaves workers holding the port.
@@ -26,40 +28,59 @@ PR_SET_PDEATHSIG = 1
 RESPAWN_BACKOFF_S = (0.1, 0.5, 1.0, 5.0)
 
 
-def bind(host: str, port: int, wait_s: float = 10.0) -> socket.socket:
-    """A listening socket; waits out a port still held by a killed predecessor's workers."""
+def _socket(host: str, reuseport: bool) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuseport:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    return sock
+
+
+def reserve(host: str, port: int, wait_s: float = 5.0) -> socket.socket:
+    """Hold host:port for this server's workers: bound with SO_REUSEPORT, not listening.
+
+    A plain bind first proves no other server uses the port (SO_REUSEPORT alone would
+    share it with any process of this user); it waits out a killed predecessor's workers.
+    """
     deadline = time.monotonic() + wait_s
     while True:
-        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe = _socket(host, reuseport=False)
         try:
-            sock.bind((host, port))
+            probe.bind((host, port))
+            break
         except OSError as exc:
-            sock.close()
             if time.monotonic() > deadline:
                 raise OSError(f"cannot listen on {host}:{port}: {exc}") from exc
             time.sleep(0.1)
-            continue
-        sock.listen(2048)
-        sock.set_inheritable(True)
-        return sock
+        finally:
+            probe.close()
+    sock = _socket(host, reuseport=True)
+    sock.bind((host, port))
+    return sock
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A worker's own listening socket in the port's SO_REUSEPORT group."""
+    sock = _socket(host, reuseport=True)
+    sock.bind((host, port))
+    sock.listen(2048)
+    return sock
 
 
 class Supervisor:
     """Keeps `count` workers running on one socket until stopped."""
 
-    def __init__(self, count: int, sock: socket.socket, log_socket: Path, data_dir: Path) -> None:
+    def __init__(self, count: int, host: str, port: int, log_socket: Path, data_dir: Path) -> None:
         self.count = count
-        self.sock = sock
-        self.args = ["--log-socket", str(log_socket), "--data-dir", str(data_dir)]
+        self.args = ["--host", host, "--port", str(port)]
+        self.args += ["--log-socket", str(log_socket), "--data-dir", str(data_dir)]
         self.procs: list[subprocess.Popen[bytes]] = []
         self._crashes: list[int] = [0] * count
 
     def _spawn(self) -> subprocess.Popen[bytes]:
-        fd = self.sock.fileno()
-        cmd = [sys.executable, "-m", "drainpipe.workers", "--fd", str(fd), *self.args]
+        cmd = [sys.executable, "-m", "drainpipe.workers", *self.args]
         cmd += ["--owner-pid", str(os.getpid())]
-        return subprocess.Popen(cmd, pass_fds=[fd])
+        return subprocess.Popen(cmd)
 
     def start(self) -> None:
         self.procs = [self._spawn() for _ in range(self.count)]
@@ -100,7 +121,8 @@ def _die_with_parent(owner_pid: int) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="drainpipe-worker")
-    p.add_argument("--fd", type=int, required=True)
+    p.add_argument("--host", required=True)
+    p.add_argument("--port", type=int, required=True)
     p.add_argument("--log-socket", type=Path, required=True)
     p.add_argument("--data-dir", type=Path, required=True)
     p.add_argument("--owner-pid", type=int, required=True)
@@ -118,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     logs.setup(os.environ.get("DRAINPIPE_LOG_LEVEL", "INFO"))
     config = Config.from_env(os.environ, data_dir=args.data_dir)
-    sock = socket.socket(fileno=args.fd)
+    sock = listen(args.host, args.port)
     metrics = SelfMetrics()
     registry = sqlite_registry(config.apps_path)
     store = SqliteStore(config.store_path)
