@@ -45,6 +45,8 @@ class SqliteStore:
             )
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA busy_timeout=30000")
+            # Checkpoint the WAL every ~40 MB instead of every 4 MB: fewer stalls in commits.
+            conn.execute("PRAGMA wal_autocheckpoint=10000")
             self._local.conn = conn
             with self._all_lock:
                 self._all.append(conn)
@@ -61,7 +63,9 @@ class SqliteStore:
                     " owner TEXT NOT NULL, family TEXT NOT NULL, period_s INTEGER NOT NULL,"
                     " process_type TEXT NOT NULL, start_ms INTEGER NOT NULL,"
                     " n INTEGER NOT NULL, payload BLOB NOT NULL,"
-                    " PRIMARY KEY (owner, family, period_s, start_ms, process_type)) WITHOUT ROWID"
+                    # A rowid table: rows of ~1.4 kB are too large for WITHOUT ROWID's
+                    # b-tree (SQLite advises it for rows under ~1/20 of a page).
+                    " PRIMARY KEY (owner, family, period_s, start_ms, process_type))"
                 )
             else:
                 conn.execute(
