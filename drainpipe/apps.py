@@ -15,13 +15,14 @@ import hmac
 import re
 import secrets
 import sqlite3
-import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
+
+from drainpipe.connections import ThreadConnections
 
 NAME = re.compile(r"^[a-z][a-z0-9-]{1,62}$")
 SECRET_BYTES = 24  # 192 bits
@@ -75,32 +76,20 @@ class AppRegistry:
         table: str = "apps",
         integrity_errors: tuple[type[Exception], ...] = (sqlite3.IntegrityError,),
     ) -> None:
-        self._connect = connect
         self._p = placeholder
         self._table = table
         self._integrity_errors = integrity_errors
-        self._local = threading.local()
-        self._all: list[Connection] = []
-        self._all_lock = threading.Lock()
+        self._conns = ThreadConnections(connect)
         self._conn().execute(DDL.format(table=table, blob=blob))
         self._by_drain: dict[bytes, App] = {}
         self._by_token: dict[bytes, App] = {}
 
     def _conn(self) -> Connection:
-        conn: Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._local.conn = self._connect()
-            with self._all_lock:
-                self._all.append(conn)
-        return conn
+        return self._conns.get()
 
     def close(self) -> None:
         """Close every thread's connection (call when no request is in flight)."""
-        with self._all_lock:
-            conns, self._all = self._all, []
-        for conn in conns:
-            conn.close()
-        self._local = threading.local()
+        self._conns.close_all()
 
     def create(self, name: str) -> NewApp:
         if not NAME.match(name):

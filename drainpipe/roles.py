@@ -9,8 +9,6 @@ run (32 partitions allow up to 32 of each).
 from __future__ import annotations
 
 import logging
-import signal
-import threading
 from typing import TYPE_CHECKING
 
 from drainpipe import http
@@ -21,6 +19,7 @@ from drainpipe.config import Config
 from drainpipe.ingress import Ingress
 from drainpipe.rollup.worker import RollupWorker
 from drainpipe.selfmetrics import SelfMetrics
+from drainpipe.signals import until_signalled
 from drainpipe.sink import SinkWorker, retry_worker
 
 if TYPE_CHECKING:
@@ -55,18 +54,6 @@ def registry(config: Config) -> AppRegistry:
     return postgres_registry(config.shards[0])
 
 
-def _until_signalled() -> threading.Event:
-    stop = threading.Event()
-
-    def handle(signum: int, _: object) -> None:
-        log.info("drainpipe.stopping", extra={"signal": signum})
-        stop.set()
-
-    signal.signal(signal.SIGTERM, handle)
-    signal.signal(signal.SIGINT, handle)
-    return stop
-
-
 def run(role: str, config: Config) -> None:
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}; roles: {', '.join(ROLES)}")
@@ -85,15 +72,15 @@ def run(role: str, config: Config) -> None:
             http.serve(http.app(metrics, ingress=ingress), lambda: None, config.host, config.port)
         elif role == "rollup":
             RollupWorker(bus, metrics, config.flush_interval_s, config.lateness_s).run(
-                _until_signalled()
+                until_signalled()
             )
         else:
             store = postgres_store(config)
             try:
                 if role == "sink":
-                    SinkWorker(bus, store, metrics, retry=bus.producer()).run(_until_signalled())
+                    SinkWorker(bus, store, metrics, retry=bus.producer()).run(until_signalled())
                 else:
-                    retry_worker(bus, store, metrics).run(_until_signalled())
+                    retry_worker(bus, store, metrics).run(until_signalled())
             finally:
                 store.close()
     finally:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import signal
 import sys
 import tempfile
 import threading
@@ -31,6 +30,7 @@ from drainpipe.logserver import LogServer
 from drainpipe.model import FRAMES_TOPIC
 from drainpipe.rollup.worker import RollupWorker
 from drainpipe.selfmetrics import SelfMetrics
+from drainpipe.signals import until_signalled
 from drainpipe.sink import SinkWorker
 from drainpipe.store import DAY_MS
 from drainpipe.store.sqlite import SqliteStore
@@ -131,14 +131,7 @@ def serve(config: Config) -> None:
     supervisor = workers.Supervisor(
         config.workers, config.host, config.port, logserver.path, config.data_dir
     )
-    stop = threading.Event()
-
-    def on_signal(signum: int, _: object) -> None:
-        log.info("drainpipe.stopping", extra={"signal": signum})
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop = until_signalled()
     supervisor.start()
     log.info(
         "drainpipe.up",

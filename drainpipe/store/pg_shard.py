@@ -26,7 +26,7 @@ log = logging.getLogger("drainpipe.store.postgres")
 CONNECT_WAIT_S: Final = 30.0
 Kind = Literal["summaries", "events"]
 
-_DAY_TABLE = r"^(summaries|events)_[0-9]{8}$"
+DAY_TABLE = r"^(summaries|events)_[0-9]{8}$"
 
 _PARENT_DDL: Final = (
     "CREATE SCHEMA IF NOT EXISTS {schema}",
@@ -51,15 +51,15 @@ _STAGING_DDL: Final = (
     " owner text, ts_ms bigint, source text, kind text, text text, process_type text,"
     " attrs text) ON COMMIT DELETE ROWS",
 )
-_COPY: Final[dict[Kind, str]] = {
+COPY: Final[dict[Kind, str]] = {
     "summaries": "COPY pg_temp.drainpipe_stage_summaries FROM STDIN (FORMAT BINARY)",
     "events": "COPY pg_temp.drainpipe_stage_events FROM STDIN (FORMAT BINARY)",
 }
-_TYPES: Final[dict[Kind, list[str]]] = {
+TYPES: Final[dict[Kind, list[str]]] = {
     "summaries": ["text", "text", "text", "int4", "int8", "int8", "bytea"],
     "events": ["text", "int8", "text", "text", "text", "text", "text"],
 }
-_MERGE: Final[dict[Kind, str]] = {
+MERGE: Final[dict[Kind, str]] = {
     "summaries": (
         "INSERT INTO {schema}.summaries AS cur"
         " (owner, process_type, family, period_s, start_ms, n, payload)"
@@ -75,7 +75,7 @@ _MERGE: Final[dict[Kind, str]] = {
         " ON CONFLICT (owner, ts_ms, source, kind, text_md5) DO NOTHING"
     ),
 }
-_DETACH: Final = "ALTER TABLE {schema}.{parent} DETACH PARTITION {schema}.{name} "
+DETACH: Final = "ALTER TABLE {schema}.{parent} DETACH PARTITION {schema}.{name} "
 # Day tables of a schema: (name, attached, detach pending), attached or left detached.
 _DAY_TABLES_OF: Final = (
     "SELECT c.relname, i.inhrelid IS NOT NULL, coalesce(i.inhdetachpending, false)"
@@ -83,11 +83,11 @@ _DAY_TABLES_OF: Final = (
     " LEFT JOIN pg_inherits i ON i.inhrelid = c.oid"
     " WHERE n.nspname = %s AND c.relkind = 'r' AND c.relname {match} %s"
 )
-_DAY_TABLES: Final = _DAY_TABLES_OF.format(match="~")
-_DAY_TABLE_STATE: Final = _DAY_TABLES_OF.format(match="=")
+DAY_TABLES: Final = _DAY_TABLES_OF.format(match="~")
+DAY_TABLE_STATE: Final = _DAY_TABLES_OF.format(match="=")
 
 
-def _clean(text: str) -> str:
+def clean(text: str) -> str:
     """PostgreSQL text cannot hold NUL; a line carrying one must not wedge the sink."""
     return text.replace("\0", "\ufffd") if "\0" in text else text
 
@@ -101,7 +101,7 @@ class WriteStats:
     largest_copy: int = 0  # rows in the largest COPY
 
 
-class _Shard:
+class Shard:
     """One shard: a small pool of connections and the day partitions known to exist."""
 
     def __init__(self, index: int, dsn: str, schema: str, max_connections: int) -> None:
@@ -156,7 +156,7 @@ class _Shard:
                     conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
                     for ddl in _PARENT_DDL:
                         conn.execute(self.q(ddl))
-                rows = conn.execute(_DAY_TABLES, (self.schema, _DAY_TABLE)).fetchall()
+                rows = conn.execute(DAY_TABLES, (self.schema, DAY_TABLE)).fetchall()
                 self.partitions = {
                     name for name, attached, pending in rows if attached and not pending
                 }
@@ -177,7 +177,7 @@ class _Shard:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
             for day in missing:
                 name = f"{kind}_{day_name(day)}"
-                row = conn.execute(_DAY_TABLE_STATE, (self.schema, name)).fetchone()
+                row = conn.execute(DAY_TABLE_STATE, (self.schema, name)).fetchone()
                 if row is not None and row[2]:
                     raise RuntimeError(
                         f"PostgreSQL shard {self.index}: partition {self.schema}.{name} is "

@@ -42,16 +42,16 @@ from drainpipe import codec
 from drainpipe.model import EventRecord, Summary
 from drainpipe.store import StoredEvent, day_name, day_of
 from drainpipe.store.pg_shard import (
-    _COPY,
-    _DAY_TABLE,
-    _DAY_TABLES,
-    _DETACH,
-    _MERGE,
-    _TYPES,
+    COPY,
+    DAY_TABLE,
+    DAY_TABLES,
+    DETACH,
+    MERGE,
+    TYPES,
     Kind,
+    Shard,
     WriteStats,
-    _clean,
-    _Shard,
+    clean,
 )
 from drainpipe.store.shards import ShardRing
 
@@ -82,7 +82,7 @@ class PostgresStore:
         self.schema = schema
         self.copy_rows = copy_rows
         self.ring = ShardRing(len(dsns))
-        self.shards = [_Shard(i, dsn, schema, max_connections) for i, dsn in enumerate(dsns)]
+        self.shards = [Shard(i, dsn, schema, max_connections) for i, dsn in enumerate(dsns)]
         self.stats = WriteStats()
         self._stats_lock = threading.Lock()
 
@@ -98,9 +98,9 @@ class PostgresStore:
         for index, by_key in latest.items():
             rows = [
                 (
-                    _clean(s.owner),
-                    _clean(s.process_type),
-                    _clean(s.family),
+                    clean(s.owner),
+                    clean(s.process_type),
+                    clean(s.family),
                     s.period_s,
                     s.start_ms,
                     s.n,
@@ -118,13 +118,13 @@ class PostgresStore:
         for index, mine in by_shard.items():
             rows = [
                 (
-                    _clean(se.owner),
+                    clean(se.owner),
                     se.event.ts_ms,
-                    _clean(se.event.source),
-                    _clean(se.event.kind),
-                    _clean(se.event.text),
-                    _clean(se.event.process_type),
-                    _clean(json.dumps(se.event.attrs)),
+                    clean(se.event.source),
+                    clean(se.event.kind),
+                    clean(se.event.text),
+                    clean(se.event.process_type),
+                    clean(json.dumps(se.event.attrs)),
                 )
                 for se in mine
             ]
@@ -132,7 +132,7 @@ class PostgresStore:
             self._write(self.shards[index], "events", days, rows)
 
     def _write(
-        self, shard: _Shard, kind: Kind, days: set[int], rows: Sequence[tuple[object, ...]]
+        self, shard: Shard, kind: Kind, days: set[int], rows: Sequence[tuple[object, ...]]
     ) -> None:
         for attempt in (1, 2):
             with shard.connect() as conn:
@@ -141,12 +141,12 @@ class PostgresStore:
                     with conn.transaction(), conn.cursor() as cur:
                         for i in range(0, len(rows), self.copy_rows):
                             chunk = rows[i : i + self.copy_rows]
-                            with cur.copy(_COPY[kind]) as copy:
-                                copy.set_types(_TYPES[kind])
+                            with cur.copy(COPY[kind]) as copy:
+                                copy.set_types(TYPES[kind])
                                 for row in chunk:
                                     copy.write_row(row)
                             self._count_copy(len(chunk))
-                        cur.execute(shard.q(_MERGE[kind]))
+                        cur.execute(shard.q(MERGE[kind]))
                         log.debug(
                             "store.written",
                             extra={
@@ -231,7 +231,7 @@ class PostgresStore:
         for shard in self.shards:
             with shard.connect() as conn:
                 for name, attached, pending in conn.execute(
-                    _DAY_TABLES, (shard.schema, _DAY_TABLE)
+                    DAY_TABLES, (shard.schema, DAY_TABLE)
                 ).fetchall():
                     if name[-8:] >= cutoff:
                         continue
@@ -242,7 +242,7 @@ class PostgresStore:
                     shard.partitions.discard(name)
                     if attached:  # CONCURRENTLY: readers and writers of other days go on
                         how = "FINALIZE" if pending else "CONCURRENTLY"
-                        conn.execute(shard.q(_DETACH + how, **parts))
+                        conn.execute(shard.q(DETACH + how, **parts))
                     conn.execute(shard.q("DROP TABLE IF EXISTS {schema}.{name}", **parts))
                     dropped.add(name)
                     log.info(

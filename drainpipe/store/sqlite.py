@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from drainpipe import codec
+from drainpipe.connections import ThreadConnections
 from drainpipe.model import EventRecord, Summary
 from drainpipe.store import DAY_MS, StoredEvent, day_name, day_of
 
@@ -26,9 +27,7 @@ class SqliteStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
-        self._all_lock = threading.Lock()
+        self._conns = ThreadConnections(self._connect)
         self._known: set[str] = set()
         self._ddl = threading.Lock()
         conn = self._conn()
@@ -37,20 +36,17 @@ class SqliteStore:
             r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
         )
 
-    def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(
-                self.path, timeout=30, isolation_level=None, check_same_thread=False
-            )
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA busy_timeout=30000")
-            # Checkpoint the WAL every ~40 MB instead of every 4 MB: fewer stalls in commits.
-            conn.execute("PRAGMA wal_autocheckpoint=10000")
-            self._local.conn = conn
-            with self._all_lock:
-                self._all.append(conn)
+    def _connect(self) -> sqlite3.Connection:
+        # One thread uses each; check_same_thread is off so `close` may run elsewhere.
+        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA busy_timeout=30000")
+        # Checkpoint the WAL every ~40 MB instead of every 4 MB: fewer stalls in commits.
+        conn.execute("PRAGMA wal_autocheckpoint=10000")
         return conn
+
+    def _conn(self) -> sqlite3.Connection:
+        return self._conns.get()
 
     def _ensure(self, conn: sqlite3.Connection, kind: str, day: int) -> str:
         name = f"{kind}_{day_name(day)}"
@@ -192,11 +188,7 @@ class SqliteStore:
 
     def close(self) -> None:
         """Close every thread's connection (call when no reader or writer is active)."""
-        with self._all_lock:
-            conns, self._all = self._all, []
-        for conn in conns:
-            conn.close()
-        self._local = threading.local()
+        self._conns.close_all()
 
 
 __all__ = ["DAY_MS", "SqliteStore"]
