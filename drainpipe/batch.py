@@ -36,6 +36,7 @@ from drainpipe.model import (
     partition_key,
 )
 from drainpipe.parse import parse_message, read_router
+from drainpipe.parse.bulkruntime import SampleColumns, read_runtime
 
 NAN = math.nan
 
@@ -159,54 +160,87 @@ def build_reference(owner: str, frames: list[bytes], now_ms: int, max_future_ms:
     return _encode(owner, batches, events, out)
 
 
+def _bulk(
+    schema: Schema,
+    kind: str,
+    read: SampleColumns,
+    process_types: list[str],
+    horizon: int,
+    out: Parsed,
+    rows: _Rows,
+    where: dict[_Key, list[int]],
+) -> list[tuple[int, _Key, Mapping[str, Column]]]:
+    """Count lines read in bulk in `out`; (first frame index, key, columns) of each batch,
+    with the rows of the same key read one by one (popped from `rows`) merged in."""
+    fresh = read.ts_ms <= horizon
+    kept = int(np.count_nonzero(fresh))
+    if kept < len(fresh):
+        out.skipped["clock_skew"] += len(fresh) - kept
+    if kept:
+        out.lines[kind] += kept
+    else:
+        return []
+    batches: list[tuple[int, _Key, Mapping[str, Column]]] = []
+    for pt_id, pt in enumerate(process_types):
+        chosen = fresh & (read.pt_id == pt_id) if len(process_types) > 1 else fresh
+        index = read.index[chosen]
+        if not len(index):
+            continue
+        columns = {"ts_ms": read.ts_ms[chosen]}
+        columns.update((name, values[chosen]) for name, values in read.values.items())
+        key = (schema, pt, "")
+        table = rows.pop(key, None)
+        if table is not None:  # lines of this key read one by one too
+            index = np.concatenate((index, np.array(where[key], np.int64)))
+            order = np.argsort(index, kind="stable")
+            one_by_one = _columns(schema, table)
+            columns = {
+                name: np.concatenate((columns[name], one_by_one[name]))[order] for name in columns
+            }
+            index = index[order]
+        batches.append((int(index[0]), key, columns))
+    return batches
+
+
 def build(owner: str, frames: list[bytes], now_ms: int, max_future_ms: int) -> Parsed:
     """Records, line counts and skip counts of one request's frames.
 
-    The usual router lines are read in bulk (parse.bulk), every other line by
-    `parse_message`; the result equals `build_reference` exactly: batches in the order
-    of their first line, rows in frame order, the same counts.
+    The usual router and runtime-metrics lines are read in bulk (parse.bulk,
+    parse.bulkruntime), every other line by `parse_message`; the result equals
+    `build_reference` exactly: batches in the order of their first line, rows in frame
+    order, the same counts.
     """
     out = Parsed()
     rows: _Rows = {}
     events: _Events = {}
     where: dict[_Key, list[int]] = {}  # frame index of each row in `rows`
     horizon = now_ms + max_future_ms
-    bulk = read_router(frames)
-    for i in bulk.rest:
+    router = read_router(frames)
+    rest = router.rest
+    runtime = read_runtime([frames[i] for i in rest] if len(rest) < len(frames) else frames)
+    memory, load = runtime.memory, runtime.load
+    if len(rest) < len(frames) and (len(memory.index) or len(load.index)):
+        at = np.array(rest, np.int64)  # runtime read the rest only: back to frame indices
+        memory = SampleColumns(at[memory.index], memory.ts_ms, memory.pt_id, memory.values)
+        load = SampleColumns(at[load.index], load.ts_ms, load.pt_id, load.values)
+    rest = [rest[i] for i in runtime.rest] if len(runtime.rest) < len(rest) else rest
+    for i in rest:
         for key in _take(parse_message(frames[i]), horizon, out, rows, events):
             where.setdefault(key, []).append(i)
-    if bulk.skipped:
-        out.skipped["router_line"] += bulk.skipped
-    fresh = bulk.ts_ms <= horizon
-    kept = int(np.count_nonzero(fresh))
-    if kept < len(fresh):
-        out.skipped["clock_skew"] += len(fresh) - kept
-    if kept:
-        out.lines["router"] += kept
-    # (first frame index, key, columns) of every batch
-    batches: list[tuple[int, _Key, Mapping[str, Column]]] = []
-    for pt_id, pt in enumerate(bulk.process_types):
-        chosen = fresh & (bulk.pt_id == pt_id) if len(bulk.process_types) > 1 else fresh
-        index = bulk.index[chosen]
-        if not len(index):
-            continue
-        columns = {
-            "ts_ms": bulk.ts_ms[chosen],
-            "service_ms": bulk.service_ms[chosen],
-            "status": bulk.status[chosen],
-            "code": bulk.code[chosen],
-        }
-        key = (ROUTER, pt, "")
-        table = rows.pop(key, None)
-        if table is not None:  # router lines of this process type read one by one too
-            index = np.concatenate((index, np.array(where[key], np.int64)))
-            order = np.argsort(index, kind="stable")
-            one_by_one = _columns(ROUTER, table)
-            columns = {
-                name: np.concatenate((columns[name], one_by_one[name]))[order] for name in columns
-            }
-            index = index[order]
-        batches.append((int(index[0]), key, columns))
+    if router.skipped:
+        out.skipped["router_line"] += router.skipped
+    if runtime.skipped:
+        out.skipped["runtime_metrics"] += runtime.skipped
+    requests = SampleColumns(
+        router.index,
+        router.ts_ms,
+        router.pt_id,
+        {"service_ms": router.service_ms, "status": router.status, "code": router.code},
+    )
+    batches = _bulk(ROUTER, "router", requests, router.process_types, horizon, out, rows, where)
+    types = runtime.process_types
+    batches += _bulk(MEMORY, "memory", memory, types, horizon, out, rows, where)
+    batches += _bulk(LOAD, "load", load, types, horizon, out, rows, where)
     for key, table in rows.items():
         batches.append((where[key][0], key, _columns(key[0], table)))
     batches.sort(key=lambda batch: batch[0])

@@ -28,9 +28,9 @@ IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 
-_PRI: Final = rb"<(?>1[0-8][0-9]|19[01]|[1-9][0-9]|[0-9])>1 "  # <0> to <191>
+PRI: Final = rb"<(?>1[0-8][0-9]|19[01]|[1-9][0-9]|[0-9])>1 "  # <0> to <191>
 # Seconds and offset are checked when they are converted, once per distinct value.
-_TIMESTAMP: Final = (
+TIMESTAMP: Final = (
     rb"([^ ]{19})"  # YYYY-MM-DDTHH:MM:SS
     rb"(?>\.([0-9]{1,3})[0-9]*+|)"  # the ms of the fraction; further digits are truncated
     rb"([Zz]|[+-][^ ]{5}) "  # Z or +hh:mm
@@ -50,7 +50,7 @@ _ROUTER: Final = (
     rb"(?: [^\n]*+\n|\r*+\n)"  # then protocol=, tls=, ... up to the end of the line
 )
 # One match per line: a router line in the usual shape, or any other line (all groups "").
-_LINE: Final = _PRI + _TIMESTAMP + _ROUTER + rb"|[^\n]*+\n"
+_LINE: Final = PRI + TIMESTAMP + _ROUTER + rb"|[^\n]*+\n"
 _PLAIN: Final = re.compile(_LINE.replace(b"QUOTED", _PLAIN_QUOTED))
 _ESCAPED: Final = re.compile(_LINE.replace(b"QUOTED", _ESCAPED_QUOTED))
 
@@ -86,7 +86,7 @@ class RouterColumns:
     rest: list[int]
 
 
-def _lines(frames: list[bytes], joined: bytes) -> bytes:
+def joined_lines(frames: list[bytes], joined: bytes) -> bytes:
     """The frames joined so that frame i is line i: each ends in its only newline.
 
     `joined` is the frames as they are, returned when they already are such lines. A
@@ -135,7 +135,7 @@ def _numbers(runs: tuple[bytes, ...]) -> tuple[IntArray, BoolArray]:
     return left // _POWERS[8 - count], count != 0
 
 
-def _fraction_ms(runs: tuple[bytes, ...]) -> IntArray:
+def fractions_ms(runs: tuple[bytes, ...]) -> IntArray:
     """The ms of fractions cut to their first 1 to 3 digits (`5` -> 500); none: 0."""
     ms = _three_digits(runs)
     return _left_aligned(runs)[0] // 100_000 if ms is None else ms
@@ -147,7 +147,7 @@ def _status(runs: tuple[bytes, ...]) -> IntArray:
     return _numbers(runs)[0] if status is None else status
 
 
-def _second_ms(seconds: tuple[bytes, ...]) -> tuple[IntArray | int, BoolArray | None]:
+def seconds_ms(seconds: tuple[bytes, ...]) -> tuple[IntArray | int, BoolArray | None]:
     """Epoch ms of each `YYYY-MM-DDTHH:MM:SS` (UTC), one number when all are alike, and
     which are real instants (None: all). Lines come roughly in time order, so each run of
     one second is converted once."""
@@ -174,7 +174,7 @@ def _second_ms(seconds: tuple[bytes, ...]) -> tuple[IntArray | int, BoolArray | 
     return np.repeat(np.array(values, np.int64), repeats), np.repeat(valid, repeats)
 
 
-def _offset_ms(offsets: tuple[bytes, ...]) -> tuple[IntArray | int, BoolArray | None]:
+def offsets_ms(offsets: tuple[bytes, ...]) -> tuple[IntArray | int, BoolArray | None]:
     """What each `Z` or `+hh:mm` offset adds to reach UTC in ms, one number when all are
     alike, and which offsets are valid (None: all)."""
     found = {offset: parse_timestamp(_EPOCH_SECOND + offset) for offset in set(offsets)}
@@ -206,7 +206,7 @@ def _process_types(heads: tuple[bytes, ...]) -> tuple[IntArray, list[str], BoolA
     return pt_id, names, None if -1 not in ids.values() else pt_id >= 0
 
 
-def _both(a: BoolArray | None, b: BoolArray | None) -> BoolArray | None:
+def both(a: BoolArray | None, b: BoolArray | None) -> BoolArray | None:
     return a if b is None else b if a is None else a & b
 
 
@@ -216,24 +216,24 @@ def read_router(frames: list[bytes]) -> RouterColumns:
     n = len(frames)
     joined = b"".join(frames)
     if _ROUTER_NAME not in joined:  # no router line, so no need to look further
-        return _nothing(n)
-    joined = _lines(frames, joined)
+        return _no_requests(n)
+    joined = joined_lines(frames, joined)
     found = (_ESCAPED if b"\\" in joined else _PLAIN).findall(joined)
     if len(found) != n:  # a match ran over a newline: no line is read in bulk
-        return _nothing(n)
+        return _no_requests(n)
     columns = tuple(zip(*found, strict=True))
     rows = np.arange(n)
     if b"" in columns[0]:  # lines left for the per-line parser
         read = list(map(bool, columns[0]))
         rows = rows[read]
         if not len(rows):
-            return _nothing(n)
+            return _no_requests(n)
         columns = tuple(tuple(compress(column, read)) for column in columns)
     seconds, fractions, offsets, codes, heads, services, statuses = columns
-    second_ms, real = _second_ms(seconds)
-    offset_ms, known = _offset_ms(offsets)
-    ts_ms = second_ms + offset_ms + _fraction_ms(fractions)
-    readable = _both(real, known)  # None: all
+    second_ms, real = seconds_ms(seconds)
+    offset_ms, known = offsets_ms(offsets)
+    ts_ms = second_ms + offset_ms + fractions_ms(fractions)
+    readable = both(real, known)  # None: all
     service, has_service = _numbers(services)
     status = _status(statuses)
     request = (status != 0) | has_service
@@ -243,7 +243,7 @@ def read_router(frames: list[bytes]) -> RouterColumns:
         code, has_code = _numbers(codes)
         request |= has_code
     pt_id, process_types, typed = _process_types(heads)
-    request = _both(_both(request, typed), readable)
+    request = both(both(request, typed), readable)
     assert request is not None
     if readable is None:
         skipped = len(rows) - int(np.count_nonzero(request))
@@ -261,6 +261,6 @@ def read_router(frames: list[bytes]) -> RouterColumns:
     return RouterColumns(rows, ts_ms, service_ms, status, code, pt_id, process_types, skipped, rest)
 
 
-def _nothing(n: int) -> RouterColumns:
+def _no_requests(n: int) -> RouterColumns:
     empty = np.zeros(0, np.int64)
     return RouterColumns(empty, empty, np.zeros(0), empty, empty, empty, [], 0, list(range(n)))

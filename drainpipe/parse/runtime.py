@@ -17,7 +17,7 @@ from drainpipe.parse.logfmt import parse_logfmt
 SKIP_RUNTIME: Final = Skipped("runtime_metrics")
 
 _QUANTITY: Final = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)([A-Za-z]*)", re.ASCII)
-_MB_PER_UNIT: Final = {"": 1.0, "b": 1 / 1024**2, "kb": 1 / 1024, "mb": 1.0, "gb": 1024.0}
+MB_PER_UNIT: Final = {"": 1.0, "b": 1 / 1024**2, "kb": 1 / 1024, "mb": 1.0, "gb": 1024.0}
 _PAGES_PER_UNIT: Final = {"": 1.0, "pages": 1.0}
 _BARE: Final = {"": 1.0}  # load averages carry no unit
 _MEMORY_PREFIX: Final = "sample#memory_"
@@ -35,9 +35,8 @@ def _quantity(raw: str | None, units: dict[str, float]) -> float | None:
     return None if scale is None else float(found.group(1)) * scale
 
 
-def _names(fields: dict[str, str], procid: str) -> tuple[str, str] | None:
-    """(process type, source) from `source=web.1`, else from the syslog procid."""
-    source = fields.get("source")
+def dyno_names(source: str | None, procid: str) -> tuple[str, str] | None:
+    """(process type, source) from the value of `source=`, else from the syslog procid."""
     kind = process_type(source) if source else None
     if kind is not None and source is not None:
         return kind, source
@@ -46,10 +45,10 @@ def _names(fields: dict[str, str], procid: str) -> tuple[str, str] | None:
 
 
 def _memory(ts_ms: int, fields: dict[str, str], procid: str) -> DynoMemory | Skipped:
-    names = _names(fields, procid)
+    names = dyno_names(fields.get("source"), procid)
     if names is None:
         return SKIP_RUNTIME
-    mb, pages = _MB_PER_UNIT, _PAGES_PER_UNIT
+    mb, pages = MB_PER_UNIT, _PAGES_PER_UNIT
     sample = DynoMemory(
         ts_ms=ts_ms,
         process_type=names[0],
@@ -75,7 +74,7 @@ def _memory(ts_ms: int, fields: dict[str, str], procid: str) -> DynoMemory | Ski
 
 
 def _load(ts_ms: int, fields: dict[str, str], procid: str) -> DynoLoad | Skipped:
-    names = _names(fields, procid)
+    names = dyno_names(fields.get("source"), procid)
     if names is None:
         return SKIP_RUNTIME
     sample = DynoLoad(

@@ -30,7 +30,9 @@ TS = 1_795_000_000_000
         ),
     ],
 )
-def test_custom_metrics_are_read_from_app_lines(text: str, items: tuple) -> None:
+def test_custom_metrics_are_read_from_app_lines(
+    text: str, items: tuple[tuple[str, str, float], ...]
+) -> None:
     got = parse_custom(TS, "web.1", text)
     assert got == CustomMetrics(TS, "web", items)
 
