@@ -14,15 +14,22 @@ import json
 import statistics
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from drainpipe import accum
+from drainpipe import accum, codec
 from drainpipe.apps import sqlite_registry
+from drainpipe.codec import EncodedSummary
 from drainpipe.model import MINUTE_MS, Summary
 from drainpipe.store.sqlite import SqliteStore
 from tests import drains
+
+
+def encoded(summaries: Sequence[Summary]) -> list[EncodedSummary]:
+    return [codec.encoded(s) for s in summaries]
+
 
 WINDOWS = (
     ("2h", 2 * 3600, 60),
@@ -90,7 +97,7 @@ def build(data: Path, apps: int, big: int, end_ms: int) -> dict[str, str]:
         start = end_ms - minutes * MINUTE_MS
         batch = minute_summaries(new.app.id, start, minutes, rng)
         for j in range(0, len(batch), 5000):
-            store.write_summaries(batch[j : j + 5000])
+            store.write_summaries(encoded(batch[j : j + 5000]))
         if i < big:
             tokens[new.app.name] = new.api_token
         if i % 100 == 0:

@@ -74,10 +74,8 @@ def run_once(messages: list[tuple[str, int, bytes]], poll: int, flush_every: int
         since_flush += len(batch)
         if since_flush >= flush_every:
             since_flush = 0
-            for s in core.flush():
-                codec.encode_summary(s)
-    for s in core.flush():
-        codec.encode_summary(s)
+            codec.encode_summaries(core.flush())
+    codec.encode_summaries(core.flush())
     return time.perf_counter() - t
 
 

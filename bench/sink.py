@@ -1,9 +1,18 @@
 """Sink throughput: summaries/s from the bus into the store, one sink process.
 
-Puts N encoded one-minute router summaries (with sketches, as the rollup makes them) on
-an embedded bus, then times a `SinkWorker` consuming them into a fresh PostgreSQL
-database (COPY into staging, one upsert per batch) and into SQLite, until all are
-stored and committed.
+Puts a backlog of encoded summaries on an embedded bus, then times a `SinkWorker`
+consuming all of it into a fresh PostgreSQL database (COPY into staging, one upsert
+per transaction) and into SQLite, until every summary is stored and committed. Two
+streams:
+
+- `rollup`: the summary topic as the rollup writes it. `RollupCore` is fed simulated
+  seconds of traffic (`--apps` apps, 5 requests/s each, 10 dynos each sending runtime
+  metrics every 20 s) and flushed after each second, as the worker's 1 s flush does:
+  an open window is published again every second it changes, each version superseding
+  the last, so a sink working through a backlog finds several versions of a key in one
+  batch and writes only the newest.
+- `distinct`: N summaries of N different keys, each a new row; the worst case, where
+  every message is a row to upsert.
 """
 
 from __future__ import annotations
@@ -21,9 +30,20 @@ import numpy as np
 import psycopg
 
 from drainpipe import accum, codec
+from drainpipe.accum import Column
 from drainpipe.bus import OutRecord
 from drainpipe.bus.embedded import EmbeddedBus
-from drainpipe.model import MINUTE_MS, ROUTER, summary_key
+from drainpipe.model import (
+    LOAD,
+    MEMORY,
+    MINUTE_MS,
+    ROUTER,
+    partition_for,
+    partition_key,
+    schema_of_family,
+    summary_key,
+)
+from drainpipe.rollup.window import Message, RollupCore
 from drainpipe.selfmetrics import SelfMetrics
 from drainpipe.sink import SinkWorker
 from drainpipe.store import Store
@@ -55,6 +75,48 @@ def records(n: int, apps: int = 500) -> list[OutRecord]:
     return out
 
 
+def rollup_records(apps: int, seconds: int, seed: int = 5) -> list[OutRecord]:
+    """The summary records the rollup publishes for `seconds` of simulated traffic."""
+    rng = np.random.default_rng(seed)
+    base = int(time.time() * 1000) // MINUTE_MS * MINUTE_MS - 30 * MINUTE_MS
+    core = RollupCore()
+    owners = [f"app{a:05d}" for a in range(apps)]
+    out: list[OutRecord] = []
+    offset = 0
+    for second in range(seconds):
+        t0 = base + second * 1000
+        batch: list[Message] = []
+        for owner in owners:
+            part = partition_for(partition_key(owner, "web"), 32)
+            k = int(rng.poisson(5))
+            router: dict[str, Column] = {
+                "ts_ms": np.sort(t0 + rng.integers(0, 1000, k)),
+                "service_ms": np.round(rng.lognormal(3.5, 1.0, k)),
+                "status": rng.choice([200, 200, 200, 304, 404, 500], k).astype(np.int16),
+                "code": np.zeros(k, dtype=np.int16),
+            }
+            batch.append(((ROUTER.topic, part), offset, ROUTER.family, owner, "web", router))
+            offset += 1
+            for schema in (MEMORY, LOAD):
+                m = int(rng.binomial(10, 1 / 20))  # 10 dynos, one sample each per 20 s
+                if m:
+                    cols = {name: rng.uniform(0, 500, m) for name, _ in schema.columns[1:]}
+                    cols["ts_ms"] = np.full(m, t0, dtype=np.int64)
+                    batch.append(((schema.topic, part), offset, schema.family, owner, "web", cols))
+                    offset += 1
+        core.add_many(batch)
+        summaries = core.flush()
+        out.extend(
+            OutRecord(schema_of_family(s.family).summary_topic, summary_key(s), value)
+            for s, value in zip(summaries, codec.encode_summaries(summaries), strict=True)
+        )
+    return out
+
+
+def rows_of(recs: list[OutRecord]) -> int:
+    return len({(r.topic, r.key) for r in recs})
+
+
 def run_once(recs: list[OutRecord], store: Store, tmp: Path) -> float:
     bus = EmbeddedBus(tmp / f"bus-{uuid.uuid4().hex[:6]}", partitions=8)
     for i in range(0, len(recs), 5000):
@@ -73,10 +135,22 @@ def run_once(recs: list[OutRecord], store: Store, tmp: Path) -> float:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--summaries", type=int, default=50_000)
+    p.add_argument("--stream", choices=["rollup", "distinct"], default="rollup")
+    p.add_argument("--apps", type=int, default=1000, help="rollup stream: apps")
+    p.add_argument("--seconds", type=int, default=90, help="rollup stream: simulated seconds")
+    p.add_argument("--summaries", type=int, default=50_000, help="distinct stream: summaries")
     p.add_argument("--runs", type=int, default=5)
     args = p.parse_args()
-    recs = records(args.summaries)
+    if args.stream == "rollup":
+        recs = rollup_records(args.apps, args.seconds)
+    else:
+        recs = records(args.summaries)
+    rows = rows_of(recs)
+    print(
+        f"sink, {args.stream} stream: {len(recs):,} summaries on the bus, {rows:,} distinct "
+        f"keys ({len(recs) / rows:.1f} versions per key), "
+        f"{sum(len(r.value) for r in recs) / len(recs):,.0f} bytes per summary"
+    )
     out: dict[str, list[float]] = {"postgresql": [], "sqlite": []}
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(args.runs):
@@ -102,7 +176,9 @@ def main() -> None:
         json.dumps(
             {
                 "bench": "sink",
-                "summaries": args.summaries,
+                "stream": args.stream,
+                "summaries": len(recs),
+                "rows": rows,
                 **{k: round(statistics.median(v)) for k, v in out.items()},
             }
         )

@@ -8,11 +8,12 @@ topic, and a consumer never guesses which layout it reads.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import msgspec
 import numpy as np
 
+from drainpipe import sketch
 from drainpipe.accum import Column
 from drainpipe.model import Batch, EventBatch, Schema, Summary
 
@@ -24,6 +25,35 @@ class DecodeError(ValueError):
 _batch_decoder = msgspec.msgpack.Decoder(Batch)
 _events_decoder = msgspec.msgpack.Decoder(EventBatch)
 _summary_decoder = msgspec.msgpack.Decoder(Summary)
+
+
+class EncodedSummary(msgspec.Struct, array_like=True, frozen=True):
+    """The key fields of an encoded summary, and the encoding itself (`payload`).
+
+    Decoded from the leading fields of an encoded `Summary` (array-like structs ignore
+    trailing fields), so a sink stores what the rollup encoded without decoding the
+    stats and sketches or encoding them again.
+    """
+
+    owner: str
+    process_type: str
+    family: str
+    period_s: int
+    start_ms: int
+    n: int = 0
+    payload: bytes = b""
+
+
+class _Head(msgspec.Struct, array_like=True, frozen=True):
+    owner: str
+    process_type: str
+    family: str
+    period_s: int
+    start_ms: int
+    n: int = 0
+
+
+_head_decoder = msgspec.msgpack.Decoder(_Head)
 _encoder = msgspec.msgpack.Encoder()
 
 
@@ -80,7 +110,36 @@ def decode_events(value: bytes) -> EventBatch:
 
 
 def encode_summary(summary: Summary) -> bytes:
-    return _encoder.encode(summary)
+    return encode_summaries([summary])[0]
+
+
+def encode_summaries(summaries: Sequence[Summary]) -> list[bytes]:
+    """The encodings of summaries, their sketches packed (`sketch.pack`) in one pass."""
+    names = [(i, name) for i, s in enumerate(summaries) for name in s.sketches]
+    if not names:
+        return [_encoder.encode(s) for s in summaries]
+    packed = iter(sketch.pack([summaries[i].sketches[name] for i, name in names]))
+    out = []
+    for s in summaries:
+        if s.sketches:
+            # A copy: the caller's summary may be a rollup window that keeps merging.
+            s = msgspec.structs.replace(s, sketches={name: next(packed) for name in s.sketches})
+        out.append(_encoder.encode(s))
+    return out
+
+
+def encoded(summary: Summary) -> EncodedSummary:
+    """A summary as a sink hands it to the store."""
+    return decode_head(encode_summary(summary))
+
+
+def decode_head(value: bytes) -> EncodedSummary:
+    """The key fields of an encoded summary, without decoding its stats and sketches."""
+    try:
+        h = _head_decoder.decode(value)
+    except msgspec.DecodeError as exc:
+        raise DecodeError(f"not a summary: {exc}") from exc
+    return EncodedSummary(h.owner, h.process_type, h.family, h.period_s, h.start_ms, h.n, value)
 
 
 def decode_summary(value: bytes) -> Summary:

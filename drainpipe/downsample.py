@@ -100,9 +100,7 @@ def _custom(s: Summary) -> Point | None:
         point["total"] = counted.sum
     sample = s.stats.get("sample")
     if sample is not None:
-        point.update(
-            sample_mean=accum.mean(sample), sample_min=sample.min, sample_max=sample.max
-        )
+        point.update(sample_mean=accum.mean(sample), sample_min=sample.min, sample_max=sample.max)
     return point or None
 
 

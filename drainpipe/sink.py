@@ -14,10 +14,12 @@ import logging
 import threading
 import time
 from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from drainpipe import codec
 from drainpipe.bus import Bus, Message, OutRecord, Position, Producer, TopicPartition
-from drainpipe.model import EVENTS_TOPIC, SUMMARY_TOPICS, Summary, retry_topic
+from drainpipe.codec import EncodedSummary
+from drainpipe.model import EVENTS_TOPIC, SUMMARY_TOPICS, retry_topic
 from drainpipe.selfmetrics import SelfMetrics
 from drainpipe.store import Store, StoredEvent
 
@@ -25,7 +27,10 @@ log = logging.getLogger(__name__)
 
 TOPICS = (*SUMMARY_TOPICS, EVENTS_TOPIC)
 RETRY_TOPICS = tuple(retry_topic(t) for t in TOPICS)
-MAX_BATCH = 1024
+_EVENT_TOPICS = frozenset((EVENTS_TOPIC, retry_topic(EVENTS_TOPIC)))
+# Messages per store transaction at most (COPY goes 1,024 rows at a time); a batch only
+# grows past one poll while the write before it is in flight.
+MAX_BATCH = 32768
 MAX_BACKOFF_S = 30.0
 MAX_BLOCK_S = 240.0  # under Kafka's default max.poll.interval.ms (300 s)
 
@@ -36,29 +41,46 @@ class Outcome(enum.Enum):
     REJOIN = "rejoin"  # still failing after MAX_BLOCK_S; not committed
 
 
-def decode(
-    messages: list[Message], metrics: SelfMetrics
-) -> tuple[list[Summary], list[StoredEvent]]:
-    """Latest version of each summary key, and all events, of a batch of messages."""
-    latest: dict[bytes, Summary] = {}
-    events: list[StoredEvent] = []
-    for m in messages:
-        topic = m.topic.removeprefix("RETRY.")
-        try:
-            if topic == EVENTS_TOPIC:
-                batch = codec.decode_events(m.value)
-                events.extend(StoredEvent(batch.owner, e) for e in batch.events)
-            else:
-                s = codec.decode_summary(m.value)
-                have = latest.get(m.key)
-                if have is None or s.n >= have.n:
-                    latest[m.key] = s
-        except codec.DecodeError as exc:
-            metrics.bad_messages.labels(m.topic).inc()
-            log.error(
-                "sink.bad_message", extra={"topic": m.topic, "offset": m.offset, "error": str(exc)}
-            )
-    return list(latest.values()), events
+class Batch:
+    """What one store transaction will write: the newest version of each summary key and
+    every event of the messages added so far, and the positions they take the group to.
+
+    Summaries stay encoded: only their key fields are decoded, and the store keeps the
+    bus value as it is. Versions of one key collapse as they are added, so a batch that
+    grows while the store is busy with the one before costs little more to write.
+    """
+
+    def __init__(self, metrics: SelfMetrics) -> None:
+        self.metrics = metrics
+        self.messages: list[Message] = []
+        self.latest: dict[bytes, EncodedSummary] = {}
+        self.events: list[StoredEvent] = []
+        self._last: dict[TopicPartition, int] = {}
+
+    @property
+    def positions(self) -> dict[TopicPartition, Position]:
+        return {tp: Position(offset + 1) for tp, offset in self._last.items()}
+
+    def add(self, messages: list[Message]) -> None:
+        self.messages.extend(messages)
+        latest, last, decode_head = self.latest, self._last, codec.decode_head
+        for m in messages:
+            last[m.topic, m.partition] = m.offset
+            try:
+                if m.topic in _EVENT_TOPICS:
+                    batch = codec.decode_events(m.value)
+                    self.events.extend(StoredEvent(batch.owner, e) for e in batch.events)
+                else:
+                    s = decode_head(m.value)
+                    have = latest.get(m.key)
+                    if have is None or s.n >= have.n:
+                        latest[m.key] = s
+            except codec.DecodeError as exc:
+                self.metrics.bad_messages.labels(m.topic).inc()
+                log.error(
+                    "sink.bad_message",
+                    extra={"topic": m.topic, "offset": m.offset, "error": str(exc)},
+                )
 
 
 class SinkWorker:
@@ -85,12 +107,30 @@ class SinkWorker:
         log.info(f"{self.group}.assigned", extra={"partitions": len(assigned)})
 
     def run(self, stop: threading.Event) -> None:
+        """Consume until stop is set and everything polled is stored and committed.
+
+        Two stages overlap: while a writer thread stores one batch (mostly waiting on
+        the database), this thread polls and adds to the next, up to MAX_BATCH messages,
+        so batches grow exactly when the store falls behind. Positions are committed here,
+        by the thread that polls, once the batch they cover is stored; a batch collected
+        while the one before failed for good is dropped uncommitted and read again.
+        """
         self._consumer.subscribe(self.topics, self._on_assign)
+        writer = ThreadPoolExecutor(1, thread_name_prefix=f"{self.group}-writer")
+        pending: tuple[Future[Outcome], Batch] | None = None
+        batch = Batch(self.metrics)
         try:
             while True:
-                messages = self._consumer.poll(MAX_BATCH, 0.1)
-                if messages:
-                    outcome = self._write(messages, stop)
+                room = MAX_BATCH - len(batch.messages)
+                if room > 0:
+                    # Short polls while a write is in flight, to notice it end.
+                    batch.add(self._consumer.poll(room, 0.01 if pending else 0.1))
+                if pending is not None:
+                    future, done = pending
+                    if not future.done() and room > 0 and batch.messages:
+                        continue
+                    pending = None
+                    outcome = future.result()
                     if outcome is Outcome.STOPPED:
                         return
                     if outcome is Outcome.REJOIN:
@@ -99,12 +139,19 @@ class SinkWorker:
                         self._consumer.close()
                         self._consumer = self.bus.consumer(self.group)
                         self._consumer.subscribe(self.topics, self._on_assign)
-                elif stop.is_set():
+                        batch = Batch(self.metrics)  # read again from the commit
+                        continue
+                    self._consumer.commit(done.positions)
+                if batch.messages:
+                    pending = (writer.submit(self._write, batch, stop), batch)
+                    batch = Batch(self.metrics)
+                elif pending is None and stop.is_set():
                     return  # stopped and caught up: what upstream flushed is stored
         finally:
+            writer.shutdown(wait=True)  # a write in flight ends (stop cuts its retries short)
             self._consumer.close()
 
-    def _store(self, summaries: list[Summary], events: list[StoredEvent]) -> None:
+    def _store(self, summaries: list[EncodedSummary], events: list[StoredEvent]) -> None:
         if summaries:
             self.store.write_summaries(summaries)
         if events:
@@ -112,20 +159,19 @@ class SinkWorker:
         self.metrics.summaries_written.inc(len(summaries))
         self.metrics.events_written.inc(len(events))
 
-    def _write(self, messages: list[Message], stop: threading.Event) -> Outcome:
-        """Store (or park in RETRY) and commit, retrying in place with backoff."""
-        summaries, events = decode(messages, self.metrics)
+    def _write(self, batch: Batch, stop: threading.Event) -> Outcome:
+        """Store (or park in RETRY), retrying in place with backoff; the caller commits."""
         backoff = 0.1
         give_up = time.monotonic() + MAX_BLOCK_S
         while True:
             try:
-                self._store(summaries, events)
-                break
+                self._store(list(batch.latest.values()), batch.events)
+                return Outcome.STORED
             except Exception as exc:
                 self.metrics.sink_failures.inc()
                 if self.retry is not None:
-                    self._park(messages, exc)
-                    break
+                    self._park(batch.messages, exc)
+                    return Outcome.STORED
                 log.error(
                     f"{self.group}.write_failed", extra={"error": str(exc), "retry_in_s": backoff}
                 )
@@ -134,11 +180,6 @@ class SinkWorker:
                 if time.monotonic() > give_up:
                     return Outcome.REJOIN
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
-        positions: dict[TopicPartition, Position] = {}
-        for m in messages:
-            positions[(m.topic, m.partition)] = Position(m.offset + 1)
-        self._consumer.commit(positions)
-        return Outcome.STORED
 
     def _park(self, messages: list[Message], exc: Exception) -> None:
         assert self.retry is not None

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from typing import Final
+from typing import Any, Final
 
 import msgspec
 import numpy as np
@@ -36,19 +36,61 @@ IntArray = npt.NDArray[np.int64]
 
 
 class Sketch(msgspec.Struct, array_like=True, frozen=True):
-    """Bucket counts: `keys` (sorted, unique, int32 LE) and `counts` (int64 LE)."""
+    """Bucket counts in one of two layouts; `arrays()` reads either.
+
+    Wide (kw = cw = 0), what the rollup merges into: `keys` int32 LE, sorted and unique,
+    and `counts` int64 LE, so a merge is a `frombuffer` and no conversion. Packed, what
+    goes on the bus and into the store (`pack`): the first key is `base`, `keys` holds
+    the gaps to each following key as unsigned kw-byte integers and `counts` the counts
+    as unsigned cw-byte ones. Buckets of one window sit close together and most counts
+    are small, so a packed sketch is usually one byte per key and per count instead of
+    twelve. Sketches stored as [zeros, keys, counts], before packing existed, read as wide.
+    """
 
     zeros: int = 0
     keys: bytes = b""
     counts: bytes = b""
+    base: int = 0
+    kw: int = 0
+    cw: int = 0
+
+    @property
+    def buckets(self) -> int:
+        return len(self.counts) // (self.cw or COUNT_DTYPE.itemsize)
 
     @property
     def count(self) -> int:
-        return self.zeros + int(np.frombuffer(self.counts, COUNT_DTYPE).sum())
+        return self.zeros + int(self._counts().sum())
+
+    def _counts(self) -> npt.NDArray[np.integer]:
+        return np.frombuffer(self.counts, _UNSIGNED[self.cw] if self.cw else COUNT_DTYPE)
 
     def arrays(self) -> tuple[IntArray, IntArray]:
-        keys = np.frombuffer(self.keys, KEY_DTYPE).astype(np.int64)
-        return keys, np.frombuffer(self.counts, COUNT_DTYPE).astype(np.int64)
+        """(keys, counts), both int64, keys ascending."""
+        counts = self._counts().astype(np.int64)
+        if not self.kw:
+            return np.frombuffer(self.keys, KEY_DTYPE).astype(np.int64), counts
+        keys = np.empty(counts.size, np.int64)
+        if counts.size:
+            keys[0] = 0
+            np.cumsum(np.frombuffer(self.keys, _UNSIGNED[self.kw]), out=keys[1:])
+            keys += self.base
+        return keys, counts
+
+    def wide(self) -> Sketch:
+        """The same sketch in the wide layout."""
+        if not self.kw and not self.cw:
+            return self
+        keys, counts = self.arrays()
+        return Sketch(self.zeros, keys.astype(KEY_DTYPE).tobytes(), counts.tobytes())
+
+
+_UNSIGNED: Final[dict[int, np.dtype[Any]]] = {
+    1: np.dtype("<u1"),
+    2: np.dtype("<u2"),
+    4: np.dtype("<u4"),
+    8: np.dtype("<u8"),
+}
 
 
 EMPTY: Final = Sketch()
@@ -110,11 +152,15 @@ def from_groups(
     for g, p in enumerate(prior):
         if p is not None:
             zeros[g] += p.zeros
-            if p.keys:
-                prior_keys.append(np.frombuffer(p.keys, KEY_DTYPE))
-                prior_counts.append(np.frombuffer(p.counts, COUNT_DTYPE))
+            if p.counts:
+                if p.kw or p.cw:
+                    pk, pc = p.arrays()
+                else:
+                    pk, pc = np.frombuffer(p.keys, KEY_DTYPE), np.frombuffer(p.counts, COUNT_DTYPE)
+                prior_keys.append(pk)
+                prior_counts.append(pc)
                 prior_groups.append(g)
-                prior_sizes.append(len(p.keys) // KEY_DTYPE.itemsize)
+                prior_sizes.append(pk.size)
     if keys.size == 0 and not prior_keys:
         return [Sketch(zeros=z) if z else EMPTY for z in zeros]
     lo, hi = (int(keys.min()), int(keys.max())) if keys.size else (0, 0)
@@ -165,15 +211,64 @@ def _count(combined: IntArray, size: int) -> tuple[IntArray, IntArray]:
 
 def merge(sketches: Iterable[Sketch]) -> Sketch:
     """Exact merge: bucket counts add."""
-    parts = [s for s in sketches if s.keys or s.zeros]
+    parts = [s for s in sketches if s.counts or s.zeros]
     if not parts:
         return EMPTY
     if len(parts) == 1:
         return parts[0]
     zeros = sum(s.zeros for s in parts)
-    keys = np.concatenate([np.frombuffer(s.keys, KEY_DTYPE) for s in parts]).astype(np.int64)
-    counts = np.concatenate([np.frombuffer(s.counts, COUNT_DTYPE) for s in parts])
-    return _from_keys(zeros, keys, counts.astype(np.int64))
+    arrays = [s.arrays() for s in parts if s.counts]
+    if not arrays:
+        return Sketch(zeros=zeros)
+    keys = np.concatenate([k for k, _ in arrays])
+    counts = np.concatenate([c for _, c in arrays])
+    return _from_keys(zeros, keys, counts)
+
+
+def pack(sketches: Sequence[Sketch]) -> list[Sketch]:
+    """The sketches in the packed layout (see `Sketch`), in one vectorized pass.
+
+    Each key gap and count gets the narrowest unsigned width its sketch's largest one
+    fits in, so the cost is a few array passes over all buckets plus one slice per sketch.
+    """
+    todo = [i for i, s in enumerate(sketches) if s.counts and not s.kw]
+    out = list(sketches)
+    if not todo:
+        return out
+    parts = [sketches[i].arrays() for i in todo]
+    sizes = np.array([k.size for k, _ in parts], dtype=np.int64)
+    starts = np.zeros(sizes.size, dtype=np.int64)
+    np.cumsum(sizes[:-1], out=starts[1:])
+    keys = np.concatenate([k for k, _ in parts])
+    counts = np.concatenate([c for _, c in parts])
+    gaps = np.empty_like(keys)
+    gaps[0] = 0
+    np.subtract(keys[1:], keys[:-1], out=gaps[1:])
+    gaps[starts] = 0  # a sketch's first key is its base, not a gap
+    key_width = _widths(np.maximum.reduceat(gaps, starts), (1, 2, 4))
+    count_width = _widths(np.maximum.reduceat(counts, starts), (1, 2, 4, 8))
+    gap_bytes = {w: gaps.astype(_UNSIGNED[w]).tobytes() for w in set(key_width)}
+    count_bytes = {w: counts.astype(_UNSIGNED[w]).tobytes() for w in set(count_width)}
+    bases = keys[starts].tolist()
+    for j, (i, a, n) in enumerate(zip(todo, starts.tolist(), sizes.tolist(), strict=True)):
+        kw, cw = key_width[j], count_width[j]
+        out[i] = Sketch(
+            sketches[i].zeros,
+            gap_bytes[kw][(a + 1) * kw : (a + n) * kw],
+            count_bytes[cw][a * cw : (a + n) * cw],
+            bases[j],
+            kw,
+            cw,
+        )
+    return out
+
+
+def _widths(largest: IntArray, choices: tuple[int, ...]) -> list[int]:
+    """The narrowest of `choices` (bytes) an unsigned integer up to each `largest` fits."""
+    width = np.full(largest.size, choices[-1], dtype=np.int64)
+    for w in reversed(choices[:-1]):
+        width[largest < (1 << (8 * w))] = w
+    return width.tolist()
 
 
 def quantiles(

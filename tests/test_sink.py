@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -16,6 +16,7 @@ from drainpipe.bus.embedded import EmbeddedBus
 from drainpipe.model import MINUTE_MS, ROUTER, Stat, summary_key
 from drainpipe.selfmetrics import SelfMetrics
 from drainpipe.store.postgres import PostgresStore
+from drainpipe.store.sqlite import SqliteStore
 from tests import pg_cluster
 
 T0 = 1_795_000_000_000 - 1_795_000_000_000 % MINUTE_MS
@@ -104,5 +105,63 @@ def test_a_retry_worker_stuck_past_the_poll_interval_rejoins_and_still_lands(
     stop.set()
     t.join(10)
     assert bus.load_positions("sink")[(ROUTER.summary_topic, 0)].offset == 3
+    store.close()
+    bus.close()
+
+
+class GatedStore(SqliteStore):
+    """A real SQLite store whose first summary write waits for `gate`; records each write."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.gate = threading.Event()
+        self.entered = threading.Event()
+        self.writes: list[list[codec.EncodedSummary]] = []
+
+    def write_summaries(self, summaries: Sequence[codec.EncodedSummary]) -> None:
+        self.writes.append(list(summaries))
+        if len(self.writes) == 1:
+            self.entered.set()
+            assert self.gate.wait(20)
+        super().write_summaries(summaries)
+
+
+def versions(owners: int, n: int) -> list[OutRecord]:
+    """Version n of one minute's summary for each of `owners` apps."""
+    out = []
+    for a in range(owners):
+        s = new_summary(f"app{a}", "web", "router", 60, T0)
+        s.n = n
+        s.stats["service_ms"] = Stat(n, 10.0 * n, 100.0 * n, 5.0, 15.0)
+        out.append(OutRecord(ROUTER.summary_topic, summary_key(s), codec.encode_summary(s)))
+    return out
+
+
+def test_a_batch_grows_while_the_store_is_busy_and_keeps_each_keys_newest_version(
+    tmp_path: Path,
+) -> None:
+    bus = EmbeddedBus(tmp_path / "bus", partitions=1)
+    store = GatedStore(tmp_path / "store.sqlite")
+    stop, t = run(sink.SinkWorker(bus, store, SelfMetrics()))
+    bus.producer().send(versions(50, 1)).result()
+    assert store.entered.wait(10)
+    for n in range(2, 12):  # published while the first write is held
+        bus.producer().send(versions(50, n)).result()
+    time.sleep(0.5)
+    assert bus.load_positions("sink")[(ROUTER.summary_topic, 0)].offset == 0  # not stored yet
+    store.gate.set()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and (
+        bus.load_positions("sink")[(ROUTER.summary_topic, 0)].offset < 50 * 11
+    ):
+        time.sleep(0.05)
+    stop.set()
+    t.join(10)
+    assert bus.load_positions("sink")[(ROUTER.summary_topic, 0)].offset == 50 * 11
+    # Ten versions of each key waited behind the first write, and only the newest was written.
+    assert [len(w) for w in store.writes] == [50, 50]
+    assert {s.n for s in store.writes[1]} == {11}
+    stored = [store.read_summaries(f"app{a}", "router", T0, T0 + MINUTE_MS) for a in range(50)]
+    assert [s.n for (s,) in stored] == [11] * 50
     store.close()
     bus.close()

@@ -121,3 +121,58 @@ def test_from_groups_counts_densely_and_by_sorting_alike() -> None:
     for groups, n in ((few, 2), (many, 500)):
         got = sketch.from_groups(data, groups, n)
         assert got == [sketch.from_values(data[groups == g]) for g in range(n)]
+
+
+# Wide-layout sketches with counts that need each packed width (1 to 8 bytes).
+wide_sketches = st.lists(
+    st.tuples(
+        st.integers(min_value=0, max_value=5),
+        st.dictionaries(
+            st.integers(min_value=-(2**31), max_value=2**31 - 1),
+            st.sampled_from([1, 2, 255, 256, 70_000, 2**33]),
+            max_size=30,
+        ),
+    ).map(
+        lambda zk: sketch.Sketch(
+            zk[0],
+            np.array(sorted(zk[1]), dtype=sketch.KEY_DTYPE).tobytes(),
+            np.array([zk[1][k] for k in sorted(zk[1])], dtype=sketch.COUNT_DTYPE).tobytes(),
+        )
+    ),
+    max_size=12,
+)
+
+
+@given(wide_sketches)
+def test_packing_keeps_every_bucket_and_count(wides: list[sketch.Sketch]) -> None:
+    packed = sketch.pack(wides)
+    assert len(packed) == len(wides)
+    for w, p in zip(wides, packed, strict=True):
+        assert p.wide() == w
+        assert p.count == w.count and p.buckets == w.buckets
+        for a, b in zip(p.arrays(), w.arrays(), strict=True):
+            np.testing.assert_array_equal(a, b)
+        assert sketch.pack([p]) == [p]  # packing a packed sketch changes nothing
+
+
+@given(values, values)
+def test_packed_sketches_merge_and_answer_like_wide_ones(a: list[float], b: list[float]) -> None:
+    sa, sb = sketch.from_values(np.array(a)), sketch.from_values(np.array(b))
+    pa, pb = sketch.pack([sa, sb])
+    assert sketch.merge([pa, sb]) == sketch.merge([sa, pb]) == sketch.merge([sa, sb])
+    assert sketch.quantiles(pa, QS) == sketch.quantiles(sa, QS)
+    groups = np.zeros(len(b), dtype=np.int64)
+    assert sketch.from_groups(np.array(b), groups, 1, [pa]) == [sketch.merge([sa, sb])]
+
+
+def test_a_packed_sketch_is_far_smaller_on_the_wire_than_a_wide_one() -> None:
+    import msgspec
+
+    data = np.random.default_rng(3).lognormal(3.5, 1.0, 100)
+    wide = sketch.from_values(data)
+    (packed,) = sketch.pack([wide])
+    assert packed.kw == 1 and packed.cw == 1
+    assert len(msgspec.msgpack.encode(packed)) * 4 < len(msgspec.msgpack.encode(wide))
+    # Sketches stored before packing existed, [zeros, keys, counts], read as wide ones.
+    old = msgspec.msgpack.encode([wide.zeros, wide.keys, wide.counts])
+    assert msgspec.msgpack.decode(old, type=sketch.Sketch) == wide

@@ -94,12 +94,8 @@ class RollupWorker:
         summaries = self.core.flush()
         if summaries:
             records = [
-                OutRecord(
-                    schema_of_family(s.family).summary_topic,
-                    summary_key(s),
-                    codec.encode_summary(s),
-                )
-                for s in summaries
+                OutRecord(schema_of_family(s.family).summary_topic, summary_key(s), value)
+                for s, value in zip(summaries, codec.encode_summaries(summaries), strict=True)
             ]
             self._producer.send(records).result()
             self.metrics.summaries_flushed.inc(len(summaries))

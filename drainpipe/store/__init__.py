@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from drainpipe.codec import EncodedSummary
 from drainpipe.model import EventRecord, Summary
 
 DAY_MS = 86_400_000
@@ -25,7 +26,8 @@ class StoredEvent:
 
 
 class Store(Protocol):
-    def write_summaries(self, summaries: Sequence[Summary]) -> None: ...
+    def write_summaries(self, summaries: Sequence[EncodedSummary]) -> None:
+        """Store encoded summaries as they are (`codec.encoded` makes one of a Summary)."""
 
     def write_events(self, events: Sequence[StoredEvent]) -> None: ...
 

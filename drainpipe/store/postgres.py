@@ -39,6 +39,7 @@ import psycopg
 from psycopg import sql
 
 from drainpipe import codec
+from drainpipe.codec import EncodedSummary
 from drainpipe.model import EventRecord, Summary
 from drainpipe.store import StoredEvent, day_name, day_of
 from drainpipe.store.pg_shard import (
@@ -87,8 +88,8 @@ class PostgresStore:
         self._stats_lock = threading.Lock()
 
     # -- writing ----------------------------------------------------------------------
-    def write_summaries(self, summaries: Sequence[Summary]) -> None:
-        latest: dict[int, dict[tuple[str, str, int, int, str], Summary]] = defaultdict(dict)
+    def write_summaries(self, summaries: Sequence[EncodedSummary]) -> None:
+        latest: dict[int, dict[tuple[str, str, int, int, str], EncodedSummary]] = defaultdict(dict)
         for s in summaries:
             key = (s.owner, s.family, s.period_s, s.start_ms, s.process_type)
             mine = latest[self.ring.shard_for(s.owner, s.process_type)]
@@ -104,7 +105,7 @@ class PostgresStore:
                     s.period_s,
                     s.start_ms,
                     s.n,
-                    codec.encode_summary(s),
+                    s.payload,
                 )
                 for s in by_key.values()
             ]

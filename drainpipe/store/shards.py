@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from drainpipe.model import partition_key
 
 DEFAULT_VNODES = 256
+_KNOWN_MAX = 200_000
 
 
 def _point(data: bytes) -> int:
@@ -37,10 +38,17 @@ class ShardRing:
         )
         self._points = [p for p, _ in ring]
         self._owners = [s for _, s in ring]
+        self._known: dict[bytes, int] = {}
 
     def shard_for_key(self, key: bytes) -> int:
-        i = bisect.bisect_left(self._points, _point(key))
-        return self._owners[i % len(self._owners)]
+        shard = self._known.get(key)
+        if shard is None:
+            i = bisect.bisect_left(self._points, _point(key))
+            shard = self._owners[i % len(self._owners)]
+            if len(self._known) >= _KNOWN_MAX:  # a sink sees the same series every second
+                self._known.clear()
+            self._known[key] = shard
+        return shard
 
     def shard_for(self, owner: str, process_type: str) -> int:
         """The shard of a series: its owner and process type, like bus partitions."""

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from drainpipe import codec
+from drainpipe.codec import EncodedSummary
 from drainpipe.connections import ThreadConnections
 from drainpipe.model import EventRecord, Summary
 from drainpipe.store import DAY_MS, StoredEvent, day_name, day_of
@@ -74,7 +75,7 @@ class SqliteStore:
             self._known.add(name)
         return name
 
-    def write_summaries(self, summaries: Sequence[Summary]) -> None:
+    def write_summaries(self, summaries: Sequence[EncodedSummary]) -> None:
         conn = self._conn()
         by_table: dict[str, list[tuple[object, ...]]] = defaultdict(list)
         for s in summaries:
@@ -87,7 +88,7 @@ class SqliteStore:
                     s.process_type,
                     s.start_ms,
                     s.n,
-                    codec.encode_summary(s),
+                    s.payload,
                 )
             )
         conn.execute("BEGIN IMMEDIATE")

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from drainpipe import accum
+from drainpipe import accum, codec
+from drainpipe.codec import EncodedSummary
 from drainpipe.model import MINUTE_MS, ROUTER, EventRecord, Summary
 from drainpipe.store import DAY_MS, Store, StoredEvent, day_name, day_of
 from drainpipe.store.postgres import PostgresStore
 from drainpipe.store.sqlite import SqliteStore
+
+
+def encoded(summaries: Sequence[Summary]) -> list[EncodedSummary]:
+    return [codec.encoded(s) for s in summaries]
+
 
 DAY = day_of(1_795_000_000_000)
 T0 = DAY * DAY_MS + 12 * 3_600_000  # noon UTC
@@ -36,7 +42,10 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
 def router_summary(
     owner: str, process_type: str, start_ms: int, requests: int = 20, period_s: int = 60
 ) -> Summary:
-    """A 1-minute router summary of `requests` random requests: stats, sketch, counts."""
+    """A 1-minute router summary of `requests` random requests: stats, sketch, counts.
+
+    In the form the store gives back: sketches packed, as the rollup puts them on the bus.
+    """
     s = accum.new_summary(owner, process_type, ROUTER.family, period_s, start_ms)
     accum.add_columns(
         s,
@@ -47,7 +56,7 @@ def router_summary(
             "code": np.zeros(requests, dtype=np.int16),
         },
     )
-    return s
+    return codec.decode_summary(codec.encode_summary(s))
 
 
 def event(ts_ms: int, text: str, process_type: str = "web", kind: str = "restart") -> EventRecord:
@@ -56,7 +65,7 @@ def event(ts_ms: int, text: str, process_type: str = "web", kind: str = "restart
 
 def test_summaries_come_back_as_written(store: Store) -> None:
     written = [router_summary("app-a", "web", T0 + m * MINUTE_MS) for m in range(5)]
-    store.write_summaries(written)
+    store.write_summaries(encoded(written))
     assert store.read_summaries("app-a", ROUTER.family, T0, T0 + 5 * MINUTE_MS, "web") == written
     assert store.read_summaries("app-b", ROUTER.family, T0, T0 + 5 * MINUTE_MS) == []
     assert store.read_summaries("app-a", "dyno.load", T0, T0 + 5 * MINUTE_MS) == []
@@ -87,8 +96,10 @@ def test_rewriting_the_same_data_changes_nothing(store: Store) -> None:
     ]
     events = [StoredEvent("app-a", event(T0 + i, f"line {i}")) for i in range(4)]
     for _ in range(2):
-        store.write_summaries(summaries)
-        store.write_summaries(summaries[:2] + summaries[:2])  # duplicates inside one batch too
+        store.write_summaries(encoded(summaries))
+        store.write_summaries(
+            encoded(summaries[:2] + summaries[:2])
+        )  # duplicates inside one batch too
         store.write_events(events + events)
     assert len(store.read_summaries("app-a", ROUTER.family, T0, T0 + DAY_MS)) == len(summaries)
     assert len(store.read_events("app-a", T0, T0 + DAY_MS)) == len(events)
@@ -96,10 +107,10 @@ def test_rewriting_the_same_data_changes_nothing(store: Store) -> None:
 
 def test_a_version_replaces_the_stored_one_only_with_more_measurements(store: Store) -> None:
     small, big, bigger = (router_summary("app-a", "web", T0, n) for n in (3, 10, 12))
-    store.write_summaries([big])
-    store.write_summaries([small])  # a replayed, older version: ignored
+    store.write_summaries(encoded([big]))
+    store.write_summaries(encoded([small]))  # a replayed, older version: ignored
     assert store.read_summaries("app-a", ROUTER.family, T0, T0 + MINUTE_MS) == [big]
-    store.write_summaries([bigger, small])
+    store.write_summaries(encoded([bigger, small]))
     assert store.read_summaries("app-a", ROUTER.family, T0, T0 + MINUTE_MS) == [bigger]
 
 
@@ -107,7 +118,7 @@ def test_reads_by_process_type_or_across_all(store: Store) -> None:
     web = [router_summary("app-a", "web", T0 + m * MINUTE_MS) for m in range(3)]
     worker = [router_summary("app-a", "worker", T0 + m * MINUTE_MS) for m in range(3)]
     other = [router_summary(f"app-{i}", "web", T0) for i in range(10)]
-    store.write_summaries(worker + other + web)
+    store.write_summaries(encoded(worker + other + web))
     end = T0 + 3 * MINUTE_MS
     assert store.read_summaries("app-a", ROUTER.family, T0, end, "web") == web
     assert store.read_summaries("app-a", ROUTER.family, T0, end, "worker") == worker
@@ -117,7 +128,7 @@ def test_reads_by_process_type_or_across_all(store: Store) -> None:
 
 def test_a_read_window_includes_its_start_and_excludes_its_end(store: Store) -> None:
     summaries = [router_summary("app-a", "web", T0 + m * MINUTE_MS) for m in range(4)]
-    store.write_summaries(summaries)
+    store.write_summaries(encoded(summaries))
     store.write_events([StoredEvent("app-a", event(T0 + m * MINUTE_MS, f"m{m}")) for m in range(4)])
     lo, hi = T0 + MINUTE_MS, T0 + 3 * MINUTE_MS
     assert store.read_summaries("app-a", ROUTER.family, lo, hi, "web") == summaries[1:3]
@@ -128,7 +139,7 @@ def test_a_read_window_includes_its_start_and_excludes_its_end(store: Store) -> 
 def test_a_write_may_span_midnight(store: Store) -> None:
     midnight = (DAY + 1) * DAY_MS
     summaries = [router_summary("app-a", "web", midnight + m * MINUTE_MS) for m in (-2, -1, 0, 1)]
-    store.write_summaries(summaries)
+    store.write_summaries(encoded(summaries))
     store.write_events([StoredEvent("app-a", event(s.start_ms, "x")) for s in summaries])
     window = (midnight - 5 * MINUTE_MS, midnight + 5 * MINUTE_MS)
     assert store.read_summaries("app-a", ROUTER.family, *window) == summaries
@@ -139,7 +150,7 @@ def test_retention_drops_whole_days_and_names_them(store: Store) -> None:
     days = [DAY - 2, DAY - 1, DAY]
     for d in days:
         start = d * DAY_MS + 6 * 3_600_000
-        store.write_summaries([router_summary("app-a", "web", start)])
+        store.write_summaries(encoded([router_summary("app-a", "web", start)]))
         store.write_events([StoredEvent("app-a", event(start, f"day {d}"))])
     cutoff = DAY * DAY_MS + 5 * 3_600_000  # 05:00 on DAY: DAY itself is kept whole
     expected = sorted(f"{kind}_{day_name(d)}" for kind in ("events", "summaries") for d in days[:2])
@@ -151,5 +162,5 @@ def test_retention_drops_whole_days_and_names_them(store: Store) -> None:
     ] == [DAY]
     assert [e.text for e in store.read_events("app-a", *everything)] == [f"day {DAY}"]
     # a late write for a dropped day is accepted again (and dropped by the next run)
-    store.write_summaries([router_summary("app-a", "web", (DAY - 2) * DAY_MS)])
+    store.write_summaries(encoded([router_summary("app-a", "web", (DAY - 2) * DAY_MS)]))
     assert store.drop_before(cutoff) == [f"summaries_{day_name(DAY - 2)}"]

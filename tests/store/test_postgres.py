@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import psycopg
 import pytest
 
+from drainpipe import codec
+from drainpipe.codec import EncodedSummary
 from drainpipe.model import MINUTE_MS, ROUTER, EventRecord, Summary, partition_key
 from drainpipe.store import DAY_MS, StoredEvent, day_name, day_of
 from drainpipe.store.postgres import PostgresStore
 from drainpipe.store.shards import ShardRing
+
+
+def encoded(summaries: Sequence[Summary]) -> list[EncodedSummary]:
+    return [codec.encoded(s) for s in summaries]
+
 
 DAY = day_of(1_795_000_000_000)
 T0 = DAY * DAY_MS
@@ -80,7 +87,7 @@ def test_each_series_is_stored_on_its_ring_shard_only(pg_dsn_factory: DsnFactory
     dsns = [pg_dsn_factory(), pg_dsn_factory()]
     store = PostgresStore(dsns)
     series = [(o, pt) for o in owners(40) for pt in ("web", "worker")]
-    store.write_summaries([summary(o, T0, process_type=pt) for o, pt in series])
+    store.write_summaries(encoded([summary(o, T0, process_type=pt) for o, pt in series]))
     store.close()
     for index, dsn in enumerate(dsns):
         with psycopg.connect(dsn) as conn:
@@ -94,7 +101,7 @@ def test_a_big_batch_is_copied_in_chunks_of_at_most_1024(pg_dsn_factory: DsnFact
     store = PostgresStore([dsn])
     batch = [summary(o, T0 + m * MINUTE_MS) for o in owners(50) for m in range(100)]
     assert len(batch) == 5000
-    store.write_summaries(batch)
+    store.write_summaries(encoded(batch))
     assert store.stats.copies == 5  # 4 x 1024 + 904
     assert store.stats.largest_copy == 1024
     assert store.stats.rows_copied == 5000
@@ -109,7 +116,7 @@ def test_day_partitions_are_created_on_demand_and_dropped_by_retention(
     dsn = pg_dsn_factory()
     store = PostgresStore([dsn], schema="metrics")
     for d in (DAY - 1, DAY, DAY + 1):
-        store.write_summaries([summary("app-a", d * DAY_MS + 60 * MINUTE_MS)])
+        store.write_summaries(encoded([summary("app-a", d * DAY_MS + 60 * MINUTE_MS)]))
     store.write_events(
         [StoredEvent("app-a", EventRecord(T0, "web", "web.1", "restart", "Restarting", {}))]
     )
@@ -132,9 +139,9 @@ def test_a_partition_dropped_by_another_process_is_recreated_on_write(
 ) -> None:
     dsn = pg_dsn_factory()
     sink, retention = PostgresStore([dsn]), PostgresStore([dsn])
-    sink.write_summaries([summary("app-a", T0, n=1)])
+    sink.write_summaries(encoded([summary("app-a", T0, n=1)]))
     assert retention.drop_before(T0 + DAY_MS) == [f"summaries_{day_name(DAY)}"]
-    sink.write_summaries([summary("app-a", T0, n=2)])  # its cache still lists the day
+    sink.write_summaries(encoded([summary("app-a", T0, n=2)]))  # its cache still lists the day
     assert [s.n for s in sink.read_summaries("app-a", ROUTER.family, T0, T0 + DAY_MS)] == [2]
     sink.close()
     retention.close()
