@@ -9,6 +9,7 @@ from drainpipe import batch, codec
 from drainpipe.model import EVENTS_TOPIC, ROUTER
 from drainpipe.parse import read_router
 from tests.drains import event, load, memory, router
+from tests.parse.test_runtime import runtime_lines
 
 T = 1_795_255_200_000
 NOW = T + 60_000
@@ -138,8 +139,67 @@ OTHER_LINES = [
     "garbage",
     "",
 ]
+EVENT_TEXTS = [
+    "State changed from starting to up",
+    "State changed from up to crashed",
+    "state changed from UP to Down trailing text",
+    "State changed from up",  # claims the line but cannot be read: skipped
+    "Starting process with command `bundle exec puma -C config/puma.rb`",
+    "Starting process with command bin/worker --queue default",
+    "Stopping all processes with SIGTERM",
+    "Stopping remaining processes with sigkill",
+    "Process exited with status 137",
+    "Process exited with status x",
+    "Restarting",
+    "Cycling",
+    "Error L10 (output buffer overflow): 54 messages dropped since 2026-11-21T10:00:00+00:00.",
+    "Error L10 (output buffer overflow): 1 message dropped",
+    "Error L10 (output buffer overflow)",
+    "Error R14 (Memory quota exceeded)",
+    "Error R10 (Boot timeout) -> Web process failed to bind to $PORT within 60 seconds",
+    "Release v16 created by user a@example.com",
+    "Deploy 059375fe by user a@example.com",
+    "Rollback to v11 by user a@example.com",
+    "Set FOO, BAR config vars by user a@example.com",
+    "Remove FOO config vars",
+    "Scaled to web@2:Standard-1X worker@1:Standard-1X by user a@b.c",
+    "Build succeeded",
+    "  Restarting  ",
+    "Started GET / count#hits=1",
+    "hello",
+    "",
+]
+
+EVENT_SOURCES = [
+    ("heroku", "web.1"),
+    ("heroku", "worker.2"),
+    ("app", "api"),
+    ("heroku", "logplex"),
+    ("heroku", "bad!.1"),  # a dyno name that is no process type
+    ("heroku", "api"),
+    ("app", "web.1"),
+    ("heroku", "router"),
+]
+
+
+@st.composite
+def event_lines(draw: st.DrawFn) -> str:
+    ts = draw(st.sampled_from(TIMESTAMPS)).format(
+        s=draw(st.integers(0, 61)), f=draw(st.text("0123456789", max_size=9))
+    )
+    app, procid = draw(st.sampled_from(EVENT_SOURCES))
+    return f"<190>1 {ts} host {app} {procid} - {draw(st.sampled_from(EVENT_TEXTS))}"
+
+
+RUNTIME_TS = st.sampled_from(TIMESTAMPS).map(lambda ts: ts.format(s=0, f="042"))
 LINES = st.one_of(
-    router_lines(), router_lines(), st.sampled_from(OTHER_LINES), st.text(max_size=30)
+    router_lines(),
+    router_lines(),
+    runtime_lines(RUNTIME_TS),
+    runtime_lines(RUNTIME_TS),
+    event_lines(),
+    st.sampled_from(OTHER_LINES),
+    st.text(max_size=30),
 )
 FRAMES = st.builds(
     lambda line, end: (line + end).encode(),
@@ -148,7 +208,7 @@ FRAMES = st.builds(
 )
 
 
-@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=600, suppress_health_check=[HealthCheck.too_slow])
 @given(
     frames=st.lists(FRAMES, max_size=40),
     now_ms=st.sampled_from([NOW, T - 400_000, 0]),
@@ -197,3 +257,14 @@ def test_custom_metrics_become_one_batch_per_process_type_and_name() -> None:
         ("web", "hits"): ([1.0], [CUSTOM_KINDS["count"]]),
         ("worker", "db"): ([9.0], [CUSTOM_KINDS["measure"]]),
     }
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    lines=st.lists(st.one_of(runtime_lines(RUNTIME_TS), event_lines()), max_size=40),
+    now_ms=st.sampled_from([NOW, T - 400_000]),
+)
+def test_build_equals_the_reference_on_runtime_and_event_bodies(
+    lines: list[str], now_ms: int
+) -> None:
+    same([(line + "\n").encode() for line in lines], now_ms)

@@ -90,6 +90,7 @@ def _floats(numbers: Iterable[bytes], units: Iterable[bytes] | None, count: int)
     values = np.fromiter(map(float, numbers), np.float64, count)
     if units is None:
         return values
+    units = tuple(units)
     scales = {unit: MB_PER_UNIT[unit.decode().lower()] for unit in set(units)}
     if len(scales) == 1:
         (scale,) = scales.values()

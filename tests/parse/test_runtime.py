@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from drainpipe.model import DynoLoad, DynoMemory, Skipped
 from drainpipe.parse import parse_runtime
@@ -134,3 +138,99 @@ def test_parse_runtime_returns_none_for_lines_that_are_no_runtime_metrics(text: 
 )
 def test_parse_runtime_skips_runtime_lines_without_a_usable_sample(procid: str, text: str) -> None:
     assert parse_runtime(T, procid, text) == Skipped("runtime_metrics")
+
+
+# Pieces of generated runtime-metrics lines: the first GOOD_* entries of each list are
+# values parse_runtime reads, the rest odd ones. Most lines take only good values, so
+# that most of them have the usual shape which the bulk reader reads.
+NUMBERS = ["21.00", "0.00", "512", "0", ".5", "5.", "348836", "1" * 30]
+NUMBERS += ["-1", "abc", "", "1e3", "1_000", "\u0661"]  # an Arabic-Indic digit one
+GOOD_NUMBERS = 8
+SIZE_UNITS = ["MB", "mb", "kB", "KB", "GB", "gb", "B", "b", "", "pages", "MiB", "furlongs"]
+GOOD_SIZE_UNITS = 9
+PAGE_UNITS = ["pages", "", "PAGES", "MB", "kB"]
+GOOD_PAGE_UNITS = 3
+LOAD_VALUES = ["2.46", "0.00", "1", ".5", "3.", "", "x", "2MB", "-0.1"]
+GOOD_LOAD_VALUES = 5
+SOURCES = [
+    "source=web.1 ",
+    "source=worker.3 ",
+    "source=run.1234 ",
+    "source=Web_2.1 ",
+    "",  # no source: the procid names the dyno
+    "source= ",
+    "source=.1 ",  # no process type: the procid names the dyno
+    "source=$$$ ",
+    'source="web.1" ',
+    "source=wéb.1 ",
+]
+DYNO_FIELDS = ["dyno=heroku.1234.8f6b5b7e-54c6 ", "", "dyno= ", 'dyno="a b" ', "dyno=a=b "]
+PROCIDS = ["web.1"] * 6 + ["worker.2", "run.1234", "!!", ".1", "router", "logplex", "Web.3"]
+MEMORY_KEYS = ("total", "rss", "cache", "swap", "pgpgin", "pgpgout", "quota")
+
+
+@st.composite
+def runtime_texts(draw: st.DrawFn) -> str:
+    """The text of a memory or load line: mostly as Heroku logs it, sometimes odd."""
+    odd = draw(st.integers(0, 3)) == 0
+
+    def pick(values: list[str], good: int) -> str:
+        return draw(st.sampled_from(values if odd else values[:good]))
+
+    if draw(st.booleans()):
+        values = [
+            pick(NUMBERS, GOOD_NUMBERS)
+            + (
+                pick(PAGE_UNITS, GOOD_PAGE_UNITS)
+                if "pg" in key
+                else pick(SIZE_UNITS, GOOD_SIZE_UNITS)
+            )
+            for key in MEMORY_KEYS
+        ]
+        samples = [f"sample#memory_{k}={v}" for k, v in zip(MEMORY_KEYS, values, strict=True)]
+    else:
+        samples = [
+            f"sample#load_avg_{k}={pick(LOAD_VALUES, GOOD_LOAD_VALUES)}"
+            for k in ("1m", "5m", "15m")
+        ]
+    if odd and draw(st.booleans()):  # some samples missing
+        samples = draw(st.lists(st.sampled_from(samples), min_size=1, max_size=4))
+    if odd and draw(st.booleans()):  # samples in another order
+        samples.reverse()
+    text = draw(st.sampled_from(SOURCES)) + draw(st.sampled_from(DYNO_FIELDS)) + " ".join(samples)
+    return text + (draw(st.sampled_from(["", " ", " x=1", "\t"])) if odd else "")
+
+
+@st.composite
+def runtime_lines(draw: st.DrawFn, ts: st.SearchStrategy[str]) -> str:
+    """A whole runtime-metrics line without its newline, timestamps drawn from `ts`."""
+    pri = draw(st.sampled_from(["45", "45", "0", "191", "192"]))
+    procid = draw(st.sampled_from(PROCIDS))
+    app = draw(st.sampled_from(["heroku"] * 8 + ["app"]))
+    return f"<{pri}>1 {draw(ts)} host {app} {procid} - {draw(runtime_texts())}"
+
+
+SCALE = {"": 1.0, "mb": 1.0, "kb": 1 / 1024, "gb": 1024.0, "b": 1 / 1024**2}
+UNITS_OF = {"memory_pgpgin": ("", "pages"), "memory_pgpgout": ("", "pages"), "load": ("",)}
+PLAIN = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)([A-Za-z]*)")
+
+
+@settings(max_examples=300)
+@given(procid=st.sampled_from(PROCIDS), text=runtime_texts())
+def test_parse_runtime_reads_each_value_as_its_number_times_its_unit(
+    procid: str, text: str
+) -> None:
+    got = parse_runtime(T, procid, text)
+    assert got is not None
+    if isinstance(got, Skipped):
+        return
+    # an independent reading: the last value of each sample# key in the text
+    raw = dict(pair.split("=", 1) for pair in text.split() if pair.startswith("sample#"))
+    names = [name for name in got.__slots__ if name.startswith(("memory_", "load_"))]
+    for name in names:
+        found = PLAIN.fullmatch(raw.get(f"sample#{name}", ""))
+        units = UNITS_OF.get(name, UNITS_OF["load"] if name.startswith("load") else tuple(SCALE))
+        if found is None or found[2].lower() not in units:
+            assert getattr(got, name) is None
+        else:
+            assert getattr(got, name) == float(found[1]) * SCALE.get(found[2].lower(), 1.0)
