@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from drainpipe import downsample
+from drainpipe import downsample, tiers
 from drainpipe.apps import App, AppRegistry
 from drainpipe.store import Store
 
@@ -94,7 +94,9 @@ class Api:
             family, _ = found
             # Whole intervals: the first step-aligned interval may start before `start`.
             lo = start - start % (step * 1000)
-            rows = await run_in_threadpool(self.store.read_summaries, app.id, family, lo, end, pt)
+            rows = await run_in_threadpool(
+                tiers.read, self.store, app.id, family, lo, end, pt, step
+            )
             body = {
                 "app": app.name,
                 "metric": metric,

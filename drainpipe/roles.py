@@ -9,9 +9,10 @@ run (32 partitions allow up to 32 of each).
 from __future__ import annotations
 
 import logging
+import threading
 from typing import TYPE_CHECKING
 
-from drainpipe import http
+from drainpipe import http, upkeep
 from drainpipe.acceptor import LocalAcceptor
 from drainpipe.api import Api
 from drainpipe.apps import AppRegistry, postgres_registry
@@ -78,7 +79,16 @@ def run(role: str, config: Config) -> None:
             store = postgres_store(config)
             try:
                 if role == "sink":
-                    SinkWorker(bus, store, metrics, retry=bus.producer()).run(until_signalled())
+                    stop = until_signalled()
+                    keeper = threading.Thread(
+                        target=upkeep.run,
+                        args=(store, stop, config.retention_days, config.lateness_s),
+                        name="upkeep",
+                        daemon=True,
+                    )
+                    keeper.start()
+                    SinkWorker(bus, store, metrics, retry=bus.producer()).run(stop)
+                    keeper.join(timeout=30)
                 else:
                     retry_worker(bus, store, metrics).run(until_signalled())
             finally:

@@ -12,14 +12,13 @@ import shutil
 import sys
 import tempfile
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from starlette.applications import Starlette
 
-from drainpipe import http, workers
+from drainpipe import http, upkeep, workers
 from drainpipe.acceptor import LocalAcceptor
 from drainpipe.api import Api
 from drainpipe.apps import sqlite_registry
@@ -32,12 +31,9 @@ from drainpipe.rollup.worker import RollupWorker
 from drainpipe.selfmetrics import SelfMetrics
 from drainpipe.signals import until_signalled
 from drainpipe.sink import SinkWorker
-from drainpipe.store import DAY_MS
 from drainpipe.store.sqlite import SqliteStore
 
 log = logging.getLogger(__name__)
-
-RETENTION_EVERY_S = 3600.0
 
 
 def recent_frames(bus: EmbeddedBus) -> list[tuple[str, str]]:
@@ -89,17 +85,17 @@ class Pipeline:
     def start_stages(self) -> None:
         self._spawn("rollup", self.rollup.run)
         self._spawn("sink", self.sink.run)
-        self._spawn("retention", self._retention)
+        self._spawn("upkeep", self._upkeep)
 
-    def _retention(self, stop: threading.Event) -> None:
-        while True:
-            cutoff = int(time.time() * 1000) - self.config.retention_days * DAY_MS
-            dropped = self.store.drop_before(cutoff)
-            if dropped:
-                log.info("store.retention_dropped", extra={"tables": dropped})
-            self.bus.enforce_retention(self.config.raw_retention_hours * 3600.0)
-            if stop.wait(RETENTION_EVERY_S):
-                return
+    def _upkeep(self, stop: threading.Event) -> None:
+        c = self.config
+        upkeep.run(
+            self.store,
+            stop,
+            c.retention_days,
+            c.lateness_s,
+            lambda: self.bus.enforce_retention(c.raw_retention_hours * 3600.0),
+        )
 
     def stop(self) -> None:
         """Stop stages in data-flow order: the rollup flushes its last summaries, the sink

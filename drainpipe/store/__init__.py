@@ -4,7 +4,8 @@ Implementations: `sqlite.SqliteStore` (embedded) and `postgres.PostgresStore` (s
 Writes are idempotent: a summary replaces the stored version of its key only when it has
 merged more measurements (`n`), so replays and duplicates never count twice and never
 roll a window back; events are keyed by their content.
-Both partition by UTC day and enforce retention by dropping whole days.
+Both partition by UTC day and enforce retention by dropping whole days, and both keep
+10-minute and hour rows beside the minute ones for long charts (`drainpipe.tiers`).
 """
 
 from __future__ import annotations
@@ -42,6 +43,12 @@ class Store(Protocol):
     ) -> list[Summary]: ...
 
     def read_events(self, owner: str, start_ms: int, end_ms: int) -> list[EventRecord]: ...
+
+    def unsettled_hours(self, start_ms: int, end_ms: int) -> set[int]:
+        """Hours touching [start_ms, end_ms) whose tier rows may lag their minutes (`tiers`)."""
+
+    def settle(self, now_ms: int, after_ms: int = ...) -> int:
+        """Build the tier rows of the hours due by now_ms; returns how many hours."""
 
     def drop_before(self, cutoff_ms: int) -> list[str]: ...
 

@@ -36,6 +36,10 @@ _PARENT_DDL: Final = (
     " payload bytea NOT NULL,"
     " PRIMARY KEY (owner, family, period_s, start_ms, process_type)"
     ") PARTITION BY RANGE (start_ms)",
+    # Settling reads one period's rows of all series by time (see `drainpipe.tiers`).
+    "CREATE INDEX IF NOT EXISTS summaries_time ON {schema}.summaries (period_s, start_ms)",
+    "CREATE TABLE IF NOT EXISTS {schema}.settle_hours (hour_ms bigint PRIMARY KEY,"
+    " version bigint NOT NULL, touched_ms bigint NOT NULL)",
     "CREATE TABLE IF NOT EXISTS {schema}.events ("
     " owner text NOT NULL, ts_ms bigint NOT NULL, source text NOT NULL, kind text NOT NULL,"
     " text text NOT NULL, process_type text NOT NULL, attrs jsonb NOT NULL,"
@@ -82,6 +86,16 @@ PARTITION_OPTIONS: Final[dict[Kind, str]] = {
     "summaries": " WITH (fillfactor = 70)",
     "events": "",
 }
+# Minute rows mark their hours unsettled, in the writing transaction; in hour order, so
+# two sinks marking the same hours lock them in one order and cannot deadlock.
+MARK_UNSETTLED: Final = (
+    "INSERT INTO {schema}.settle_hours (hour_ms, version, touched_ms)"
+    " SELECT DISTINCT start_ms - start_ms %% 3600000, 1, %s::bigint"
+    " FROM pg_temp.drainpipe_stage_summaries WHERE period_s = 60 ORDER BY 1"
+    " ON CONFLICT (hour_ms) DO UPDATE"
+    " SET version = {schema}.settle_hours.version + 1, touched_ms = excluded.touched_ms"
+)
+CLEAR_SETTLED: Final = "DELETE FROM {schema}.settle_hours WHERE hour_ms = %s AND version = %s"
 DETACH: Final = "ALTER TABLE {schema}.{parent} DETACH PARTITION {schema}.{name} "
 # Day tables of a schema: (name, attached, detach pending), attached or left detached.
 _DAY_TABLES_OF: Final = (
@@ -117,6 +131,7 @@ class Shard:
         self._dsn = dsn
         self._ident = sql.Identifier(schema)
         self._lock_key = zlib.crc32(f"drainpipe:{schema}".encode())
+        self.settle_lock_key = zlib.crc32(f"drainpipe:{schema}:settle".encode())
         self._idle: list[psycopg.Connection[Any]] = []
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(max_connections)

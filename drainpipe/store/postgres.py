@@ -27,26 +27,30 @@ btree entry is limited to ~2.7 kB and one long log line must not wedge the sink.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import Final
+from typing import Any, Final
 
 import psycopg
 from psycopg import sql
 
-from drainpipe import codec
+from drainpipe import codec, tiers
 from drainpipe.codec import EncodedSummary
 from drainpipe.model import EventRecord, Summary
 from drainpipe.store import StoredEvent, day_name, day_of
 from drainpipe.store.pg_shard import (
+    CLEAR_SETTLED,
     COPY,
     DAY_TABLE,
     DAY_TABLES,
     DETACH,
+    MARK_UNSETTLED,
     MERGE,
     TYPES,
     Kind,
@@ -89,6 +93,15 @@ class PostgresStore:
 
     # -- writing ----------------------------------------------------------------------
     def write_summaries(self, summaries: Sequence[EncodedSummary]) -> None:
+        self._write_summaries(summaries)
+
+    def _write_summaries(
+        self,
+        summaries: Sequence[EncodedSummary],
+        settled: tuple[Shard, int, int] | None = None,
+    ) -> None:
+        """Upsert summaries, one transaction per shard; `settled` = (shard, hour, version)
+        clears that hour's unsettled mark in the shard's transaction if unchanged."""
         latest: dict[int, dict[tuple[str, str, int, int, str], EncodedSummary]] = defaultdict(dict)
         for s in summaries:
             key = (s.owner, s.family, s.period_s, s.start_ms, s.process_type)
@@ -110,7 +123,17 @@ class PostgresStore:
                 for s in by_key.values()
             ]
             days = {day_of(s.start_ms) for s in by_key.values()}
-            self._write(self.shards[index], "summaries", days, rows)
+            shard = self.shards[index]
+            after: list[tuple[sql.Composed, tuple[object, ...]]] = [
+                (shard.q(MARK_UNSETTLED), (int(time.time() * 1000),))
+            ]
+            if settled is not None and settled[0] is shard:
+                after.append((shard.q(CLEAR_SETTLED), settled[1:]))
+            self._write(shard, "summaries", days, rows, after)
+        if settled is not None and settled[0].index not in latest:  # an hour with no rows
+            shard, hour, version = settled
+            with shard.connect() as conn:
+                conn.execute(shard.q(CLEAR_SETTLED), (hour, version))
 
     def write_events(self, events: Sequence[StoredEvent]) -> None:
         by_shard: dict[int, list[StoredEvent]] = defaultdict(list)
@@ -133,7 +156,12 @@ class PostgresStore:
             self._write(self.shards[index], "events", days, rows)
 
     def _write(
-        self, shard: Shard, kind: Kind, days: set[int], rows: Sequence[tuple[object, ...]]
+        self,
+        shard: Shard,
+        kind: Kind,
+        days: set[int],
+        rows: Sequence[tuple[object, ...]],
+        after: Sequence[tuple[sql.Composed, tuple[object, ...]]] = (),
     ) -> None:
         for attempt in (1, 2):
             with shard.connect() as conn:
@@ -148,13 +176,16 @@ class PostgresStore:
                                     copy.write_row(row)
                             self._count_copy(len(chunk))
                         cur.execute(shard.q(MERGE[kind]))
+                        changed = cur.rowcount
+                        for statement, args in after:
+                            cur.execute(statement, args)
                         log.debug(
                             "store.written",
                             extra={
                                 "shard": shard.index,
                                 "kind": kind,
                                 "rows": len(rows),
-                                "changed": cur.rowcount,
+                                "changed": changed,
                             },
                         )
                     return
@@ -203,6 +234,64 @@ class PostgresStore:
                 rows.extend(conn.execute(shard.q(query), args, binary=True).fetchall())
         rows.sort(key=lambda r: (r[0], r[1]))
         return [codec.decode_summary(payload) for _, _, payload in rows]
+
+    def unsettled_hours(self, start_ms: int, end_ms: int) -> set[int]:
+        out: set[int] = set()
+        for shard in self.shards:
+            with shard.connect() as conn:
+                rows = conn.execute(
+                    shard.q(
+                        "SELECT hour_ms FROM {schema}.settle_hours"
+                        " WHERE hour_ms >= %s AND hour_ms < %s"
+                    ),
+                    (tiers.hour_of(start_ms), end_ms),
+                ).fetchall()
+            out.update(r[0] for r in rows)
+        return out
+
+    def settle(self, now_ms: int, after_ms: int = tiers.SETTLE_AFTER_MS) -> int:
+        """Build the tier rows of every due hour on every shard (see `tiers`); returns how
+        many distinct hours were built on some shard.
+
+        A shard is settled by one process at a time (a session advisory lock); sinks
+        that find it taken skip it, so every sink may run this on a schedule.
+        """
+        done: set[int] = set()
+        for shard in self.shards:
+            with shard.connect() as conn:
+                key = shard.settle_lock_key
+                locked = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
+                if not (locked and locked[0]):
+                    continue
+                try:
+                    marks = conn.execute(
+                        shard.q(
+                            "SELECT hour_ms, version, touched_ms FROM {schema}.settle_hours"
+                            " ORDER BY hour_ms"
+                        )
+                    ).fetchall()
+                    for hour, version, touched in marks:
+                        if not tiers.due(hour, touched, now_ms, after_ms):
+                            continue
+                        rows = tiers.build(functools.partial(self._minutes, conn, shard), hour)
+                        self._write_summaries(rows, settled=(shard, hour, version))
+                        done.add(hour)
+                finally:
+                    conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+        return len(done)
+
+    def _minutes(
+        self, conn: psycopg.Connection[Any], shard: Shard, start_ms: int, end_ms: int
+    ) -> list[bytes]:
+        rows = conn.execute(
+            shard.q(
+                "SELECT payload FROM {schema}.summaries"
+                " WHERE period_s = 60 AND start_ms >= %s AND start_ms < %s"
+            ),
+            (start_ms, end_ms),
+            binary=True,
+        ).fetchall()
+        return [bytes(r[0]) for r in rows]
 
     def read_events(self, owner: str, start_ms: int, end_ms: int) -> list[EventRecord]:
         if end_ms <= start_ms:

@@ -11,11 +11,12 @@ import json
 import re
 import sqlite3
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
-from drainpipe import codec
+from drainpipe import codec, tiers
 from drainpipe.codec import EncodedSummary
 from drainpipe.connections import ThreadConnections
 from drainpipe.model import EventRecord, Summary
@@ -33,6 +34,10 @@ class SqliteStore:
         self._ddl = threading.Lock()
         conn = self._conn()
         conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS settle_hours (hour_ms INTEGER PRIMARY KEY,"
+            " version INTEGER NOT NULL, touched_ms INTEGER NOT NULL)"
+        )
         self._known.update(
             r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
         )
@@ -64,6 +69,10 @@ class SqliteStore:
                     # b-tree (SQLite advises it for rows under ~1/20 of a page).
                     " PRIMARY KEY (owner, family, period_s, start_ms, process_type))"
                 )
+                # Settling reads one period's rows of all series by time.
+                conn.execute(
+                    f"CREATE INDEX IF NOT EXISTS {name}_time ON {name} (period_s, start_ms)"
+                )
             else:
                 conn.execute(
                     f"CREATE TABLE IF NOT EXISTS {name} ("
@@ -76,21 +85,26 @@ class SqliteStore:
         return name
 
     def write_summaries(self, summaries: Sequence[EncodedSummary]) -> None:
+        self._write_summaries(summaries)
+
+    def _write_summaries(
+        self, summaries: Sequence[EncodedSummary], settled: tuple[int, int] | None = None
+    ) -> None:
+        """Upsert summaries; minute rows mark their hours unsettled, in one transaction.
+
+        `settled` = (hour, version): clear that hour's mark if its version is unchanged.
+        """
         conn = self._conn()
         by_table: dict[str, list[tuple[object, ...]]] = defaultdict(list)
+        touched: set[int] = set()
         for s in summaries:
             table = self._ensure(conn, "summaries", day_of(s.start_ms))
             by_table[table].append(
-                (
-                    s.owner,
-                    s.family,
-                    s.period_s,
-                    s.process_type,
-                    s.start_ms,
-                    s.n,
-                    s.payload,
-                )
+                (s.owner, s.family, s.period_s, s.process_type, s.start_ms, s.n, s.payload)
             )
+            if s.period_s == 60:
+                touched.add(tiers.hour_of(s.start_ms))
+        now = int(time.time() * 1000)
         conn.execute("BEGIN IMMEDIATE")
         try:
             for table, rows in by_table.items():
@@ -100,10 +114,50 @@ class SqliteStore:
                     f" WHERE excluded.n > {table}.n",
                     rows,
                 )
+            conn.executemany(
+                "INSERT INTO settle_hours VALUES (?, 1, ?) ON CONFLICT DO UPDATE"
+                " SET version = version + 1, touched_ms = excluded.touched_ms",
+                [(h, now) for h in sorted(touched)],
+            )
+            if settled is not None:
+                conn.execute("DELETE FROM settle_hours WHERE hour_ms = ? AND version = ?", settled)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+
+    def unsettled_hours(self, start_ms: int, end_ms: int) -> set[int]:
+        rows = self._conn().execute(
+            "SELECT hour_ms FROM settle_hours WHERE hour_ms >= ? AND hour_ms < ?",
+            (tiers.hour_of(start_ms), end_ms),
+        )
+        return {r[0] for r in rows}
+
+    def settle(self, now_ms: int, after_ms: int = tiers.SETTLE_AFTER_MS) -> int:
+        """Build the tier rows of every due hour (see `tiers`); returns how many."""
+        conn = self._conn()
+        due = [
+            (hour, version)
+            for hour, version, touched in conn.execute(
+                "SELECT hour_ms, version, touched_ms FROM settle_hours ORDER BY hour_ms"
+            ).fetchall()
+            if tiers.due(hour, touched, now_ms, after_ms)
+        ]
+        for hour, version in due:
+            self._write_summaries(tiers.build(self._minutes, hour), settled=(hour, version))
+        return len(due)
+
+    def _minutes(self, start_ms: int, end_ms: int) -> list[bytes]:
+        """Payloads of every series' minute rows starting in [start_ms, end_ms), one day."""
+        table = self._tables("summaries", start_ms, start_ms + 1)
+        if not table:
+            return []
+        rows = self._conn().execute(
+            f"SELECT payload FROM {table[0]} WHERE period_s = 60"
+            " AND start_ms >= ? AND start_ms < ?",
+            (start_ms, end_ms),
+        )
+        return [r[0] for r in rows]
 
     def write_events(self, events: Sequence[StoredEvent]) -> None:
         conn = self._conn()
@@ -180,6 +234,8 @@ class SqliteStore:
                     conn.execute(f"DROP TABLE IF EXISTS {name}")
                     self._known.discard(name)
                     dropped.append(name)
+            first_kept = day_of(cutoff_ms) * DAY_MS
+            conn.execute("DELETE FROM settle_hours WHERE hour_ms < ?", (first_kept,))
         return dropped
 
     def refresh(self) -> None:

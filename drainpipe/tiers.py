@@ -1,0 +1,150 @@
+"""Coarser tiers of stored summaries: a settled hour's minutes merged into 10-minute and hour rows.
+
+A 7-day chart at a 2-hour step would otherwise merge 10,080 one-minute summaries per
+series on every request. The store keeps, beside the minute rows, one row per series per
+10 minutes and per hour (`TIERS`), built from the minute rows once an hour has settled.
+Merging is exact (counts, sums, min/max and sketch buckets add), so a tier row is the
+same summary the API would have merged from the minutes.
+
+Which rows are current is tracked per hour: every write of minute rows marks their hours
+unsettled (a version that counts writes, and the time of the last one) in the same
+transaction. `settle` builds the tiers of hours that are closed and quiet, and clears an
+hour's mark only if no write touched it meanwhile (its version is unchanged); otherwise
+the hour stays unsettled and is built again later. Readers use tier rows only for whole
+tier intervals of settled hours and read minutes for the rest (`plan`), so an answer
+never depends on whether settling has caught up, only its cost does.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Final
+
+from drainpipe import accum, codec
+from drainpipe.codec import EncodedSummary
+from drainpipe.model import MINUTE_MS, Summary
+from drainpipe.store import Store
+
+HOUR_MS: Final = 60 * MINUTE_MS
+TIERS: Final = (600, 3600)  # seconds; each divides an hour
+# An hour settles once the rollup can no longer change it (5 minutes of lateness, plus
+# the flush and the sink) and no write has touched it for QUIET_MS, so that a backfill
+# writing into an old hour is not merged again after every batch.
+SETTLE_AFTER_MS: Final = 7 * MINUTE_MS
+QUIET_MS: Final = MINUTE_MS
+
+Reader = Callable[[int, int], Iterable[bytes]]  # (start, end) -> minute payloads, all series
+
+
+def hour_of(ms: int) -> int:
+    return ms - ms % HOUR_MS
+
+
+def hours(start_ms: int, end_ms: int) -> range:
+    """The hour starts of every hour that [start_ms, end_ms) touches."""
+    if end_ms <= start_ms:
+        return range(0)
+    return range(hour_of(start_ms), end_ms, HOUR_MS)
+
+
+def due(hour_ms: int, touched_ms: int, now_ms: int, after_ms: int = SETTLE_AFTER_MS) -> bool:
+    """Whether an unsettled hour should be built now."""
+    return hour_ms + HOUR_MS + after_ms <= now_ms and touched_ms + QUIET_MS <= now_ms
+
+
+def merge_period(summaries: Iterable[Summary], period_s: int) -> list[Summary]:
+    """The summaries merged per series and period_s interval."""
+    step = period_s * 1000
+    groups: dict[tuple[str, str, str, int], list[Summary]] = defaultdict(list)
+    for s in summaries:
+        groups[s.owner, s.process_type, s.family, s.start_ms - s.start_ms % step].append(s)
+    out = []
+    for (_, _, _, start), parts in groups.items():
+        merged = accum.merged(parts, start, period_s)
+        if merged is not None:
+            out.append(merged)
+    return out
+
+
+def build(read: Reader, hour_ms: int) -> list[EncodedSummary]:
+    """Every tier row of one hour, from its minute rows, one 10-minute slice in memory at a time."""
+    if hour_ms % HOUR_MS:
+        raise ValueError(f"{hour_ms} is not the start of an hour")
+    small, *larger = TIERS
+    step = small * 1000
+    rows: list[bytes] = []
+    for start in range(hour_ms, hour_ms + HOUR_MS, step):
+        minutes = (codec.decode_summary(p) for p in read(start, start + step))
+        rows.extend(codec.encode_summaries(merge_period(minutes, small)))
+    out = list(rows)
+    for period in larger:
+        merged = merge_period((codec.decode_summary(p) for p in rows), period)
+        out.extend(codec.encode_summaries(merged))
+    return [codec.decode_head(p) for p in out]
+
+
+@dataclass(frozen=True, slots=True)
+class Read:
+    """One range read of a plan: rows of `period_s` starting in [start_ms, end_ms)."""
+
+    period_s: int
+    start_ms: int
+    end_ms: int
+
+
+def plan(start_ms: int, end_ms: int, step_s: int, unsettled: Iterable[int]) -> list[Read]:
+    """The reads that give every minute of [start_ms, end_ms) exactly once, for a chart
+    whose points are step_s apart and start at multiples of step_s.
+
+    The tier used is the largest one whose period divides the step, so its rows never
+    straddle two points. It covers only whole tier intervals inside the range that lie in
+    settled hours; minutes fill the rest (the edges and the unsettled hours).
+    """
+    tier = max((t for t in TIERS if step_s % t == 0), default=None)
+    if tier is None:
+        return [Read(60, start_ms, end_ms)] if start_ms < end_ms else []
+    t = tier * 1000
+    lo = -(-start_ms // t) * t  # first whole interval
+    hi = end_ms - end_ms % t
+    if lo >= hi:
+        return [Read(60, start_ms, end_ms)] if start_ms < end_ms else []
+    skip = set(unsettled)
+    reads: list[Read] = []
+
+    def add(period_s: int, a: int, b: int) -> None:
+        if a >= b:
+            return
+        last = reads[-1] if reads else None
+        if last is not None and last.period_s == period_s and last.end_ms == a:
+            reads[-1] = Read(period_s, last.start_ms, b)
+        else:
+            reads.append(Read(period_s, a, b))
+
+    add(60, start_ms, lo)
+    at = lo
+    while at < hi:
+        nxt = min(hour_of(at) + HOUR_MS, hi) if t < HOUR_MS else at + t
+        add(60 if hour_of(at) in skip else tier, at, nxt)
+        at = nxt
+    add(60, hi, end_ms)
+    return reads
+
+
+def read(
+    store: Store,
+    owner: str,
+    family: str,
+    start_ms: int,
+    end_ms: int,
+    process_type: str | None,
+    step_s: int,
+) -> list[Summary]:
+    """The summaries a chart of [start_ms, end_ms) at step_s needs, by `plan`."""
+    out: list[Summary] = []
+    for r in plan(start_ms, end_ms, step_s, store.unsettled_hours(start_ms, end_ms)):
+        out.extend(
+            store.read_summaries(owner, family, r.start_ms, r.end_ms, process_type, r.period_s)
+        )
+    return out

@@ -1,0 +1,58 @@
+"""Store upkeep on a schedule: settle hour tiers every half minute, drop old days hourly.
+
+Runs beside a sink (a thread of `drainpipe up`'s log owner, and of every `drainpipe sink`
+role process). Several sinks may run it at once against one PostgreSQL store: settling
+takes a per-shard advisory lock and retention is idempotent.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Final
+
+from drainpipe.model import MINUTE_MS
+from drainpipe.store import DAY_MS, Store
+
+log = logging.getLogger(__name__)
+
+SETTLE_EVERY_S: Final = 30.0
+RETENTION_EVERY_S: Final = 3600.0
+
+
+def run(
+    store: Store,
+    stop: threading.Event,
+    retention_days: int,
+    lateness_s: int,
+    also_hourly: Callable[[], object] | None = None,
+) -> None:
+    """Settle and retain until stop is set; `also_hourly` runs with retention."""
+    # Settle once the rollup can no longer change an hour, plus two minutes for the
+    # flush and the sink.
+    after_ms = lateness_s * 1000 + 2 * MINUTE_MS
+    next_retention = 0.0
+    while True:
+        now = time.time()
+        if now >= next_retention:
+            dropped = store.drop_before(int(now * 1000) - retention_days * DAY_MS)
+            if dropped:
+                log.info("store.retention_dropped", extra={"tables": dropped})
+            if also_hourly is not None:
+                also_hourly()
+            next_retention = now + RETENTION_EVERY_S
+        try:
+            t0 = time.monotonic()
+            settled = store.settle(int(time.time() * 1000), after_ms)
+            if settled:
+                log.info(
+                    "store.hours_settled",
+                    extra={"hours": settled, "seconds": round(time.monotonic() - t0, 3)},
+                )
+        except Exception:
+            # The tiers only speed reads up; a failure here must not stop the sink.
+            log.exception("store.settle_failed")
+        if stop.wait(SETTLE_EVERY_S):
+            return
