@@ -37,6 +37,8 @@ from drainpipe.model import (
 )
 from drainpipe.parse import parse_message, read_router
 from drainpipe.parse.bulkruntime import SampleColumns, read_runtime
+from drainpipe.parse.events import EventParts
+from drainpipe.parse.line import read_message
 
 NAN = math.nan
 
@@ -127,6 +129,21 @@ def _take(
         EventRecord(rec.ts_ms, rec.process_type, rec.source, rec.kind, rec.text, dict(rec.attrs))
     )
     return NO_ROWS
+
+
+def _take_event(event: EventParts, horizon: int, out: Parsed, events: _Events) -> None:
+    """What `_take` does with the PlatformEvent of these fields."""
+    ts_ms, process_type, source, kind, text, attrs = event
+    if ts_ms > horizon:
+        out.skipped["clock_skew"] += 1
+        return
+    out.lines["event"] += 1
+    if kind == "logplex_drop":
+        out.upstream_dropped += int(attrs.get("dropped", "0") or 0)
+    # attrs is the line's own fresh dict, so unlike in _take it needs no copy
+    events.setdefault(process_type, []).append(
+        EventRecord(ts_ms, process_type, source, kind, text, attrs)
+    )
 
 
 def _columns(schema: Schema, table: list[tuple[float, ...]]) -> dict[str, Column]:
@@ -225,7 +242,11 @@ def build(owner: str, frames: list[bytes], now_ms: int, max_future_ms: int) -> P
         load = SampleColumns(at[load.index], load.ts_ms, load.pt_id, load.values)
     rest = [rest[i] for i in runtime.rest] if len(runtime.rest) < len(rest) else rest
     for i in rest:
-        for key in _take(parse_message(frames[i]), horizon, out, rows, events):
+        rec = read_message(frames[i])
+        if isinstance(rec, tuple):
+            _take_event(rec, horizon, out, events)
+            continue
+        for key in _take(rec, horizon, out, rows, events):
             where.setdefault(key, []).append(i)
     if router.skipped:
         out.skipped["router_line"] += router.skipped

@@ -149,13 +149,24 @@ _RULES: Final[tuple[_Rule, ...]] = tuple(
 _OPENING: Final = max(len(phrase) for rule in _RULES for phrase in rule[0])
 
 
+# The rules by the first word of their phrases, in rule order: an opening can only start
+# with a phrase whose first word is its own first word, so only these rules need a look.
+_BY_WORD: Final[dict[str, tuple[_Rule, ...]]] = {
+    word: tuple(rule for rule in _RULES if any(p.split(" ")[0] == word for p in rule[0]))
+    for word in {phrase.split(" ")[0] for rule in _RULES for phrase in rule[0]}
+}
+# (ts_ms, process type, source, kind, text, attrs): a PlatformEvent's fields, in order
+EventParts = tuple[int, str, str, str, str, dict[str, str]]
+
+
 # heroku web.1: State changed from starting to up
 # app api: Release v16 created by user a@example.com
-def parse_event(ts_ms: int, appname: str, procid: str, text: str) -> PlatformEvent | Skipped | None:
-    """The platform event `text` reports, Skipped("event_line"), or None for no event."""
+def read_event(ts_ms: int, appname: str, procid: str, text: str) -> EventParts | Skipped | None:
+    """What parse_event returns, an event as the tuple of its fields (cheaper to make
+    than a frozen dataclass, for batch.build)."""
     body = text.strip()
     opening = body[:_OPENING].lower() + " "  # the space lets "Restarting" match "restarting "
-    for phrases, claims, pattern, normalise in _RULES:
+    for phrases, claims, pattern, normalise in _BY_WORD.get(opening[: opening.index(" ")], ()):
         if not opening.startswith(phrases):
             continue
         found = pattern.match(body)
@@ -171,12 +182,11 @@ def parse_event(ts_ms: int, appname: str, procid: str, text: str) -> PlatformEve
                 return SKIP_EVENT
         else:
             kind_of_dyno = ""  # api, logplex and other app-wide sources
-        return PlatformEvent(
-            ts_ms=ts_ms,
-            process_type=kind_of_dyno,
-            source=procid,
-            kind=kind,
-            text=text,
-            attrs=attrs,
-        )
+        return ts_ms, kind_of_dyno, procid, kind, text, attrs
     return None
+
+
+def parse_event(ts_ms: int, appname: str, procid: str, text: str) -> PlatformEvent | Skipped | None:
+    """The platform event `text` reports, Skipped("event_line"), or None for no event."""
+    found = read_event(ts_ms, appname, procid, text)
+    return PlatformEvent(*found) if isinstance(found, tuple) else found

@@ -8,17 +8,17 @@ metrics when it has count#, sample# or measure# fields, and is otherwise None.
 
 from __future__ import annotations
 
-from drainpipe.model import Record, Skipped
+from drainpipe.model import PlatformEvent, Record, Skipped
 from drainpipe.parse.custom import parse_custom
-from drainpipe.parse.events import parse_event
+from drainpipe.parse.events import EventParts, read_event
 from drainpipe.parse.router import parse_router
 from drainpipe.parse.runtime import parse_runtime
 from drainpipe.parse.syslog import parse_header
 
 
 # <158>1 2026-11-21T10:00:00.123456+00:00 host heroku router - at=info method=GET path="/" ...
-def parse_message(msg: bytes) -> Record | Skipped | None:
-    """The record one message carries, why it was skipped, or None when it carries none."""
+def read_message(msg: bytes) -> Record | EventParts | Skipped | None:
+    """What parse_message returns, a platform event as the tuple of its fields."""
     header = parse_header(msg)
     if isinstance(header, Skipped):
         return header
@@ -27,11 +27,17 @@ def parse_message(msg: bytes) -> Record | Skipped | None:
         if procid == "router":
             return parse_router(ts_ms, text)
         if procid == "logplex":
-            return parse_event(ts_ms, appname, procid, text)
+            return read_event(ts_ms, appname, procid, text)
         sample = parse_runtime(ts_ms, procid, text)
         if sample is not None:
             return sample
-        return parse_event(ts_ms, appname, procid, text)
+        return read_event(ts_ms, appname, procid, text)
     if appname == "app" and procid == "api":
-        return parse_event(ts_ms, appname, procid, text)
+        return read_event(ts_ms, appname, procid, text)
     return parse_custom(ts_ms, procid, text)
+
+
+def parse_message(msg: bytes) -> Record | Skipped | None:
+    """The record one message carries, why it was skipped, or None when it carries none."""
+    found = read_message(msg)
+    return PlatformEvent(*found) if isinstance(found, tuple) else found

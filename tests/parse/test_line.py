@@ -9,7 +9,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from drainpipe.frames import split_frames
-from drainpipe.model import DynoLoad, DynoMemory, PlatformEvent, Record, RouterRequest, Skipped
+from drainpipe.model import (
+    CustomMetrics,
+    DynoLoad,
+    DynoMemory,
+    PlatformEvent,
+    Record,
+    RouterRequest,
+    Skipped,
+)
 from drainpipe.parse import parse_message
 
 T = 1_795_255_200_000
@@ -201,5 +209,5 @@ def test_parse_message_never_raises_on_near_miss_platform_lines(
     app, procid = source
     result = parse_message(line(158, app, procid, b"".join(pieces)))
     assert result is None or isinstance(
-        result, RouterRequest | DynoMemory | DynoLoad | PlatformEvent | Skipped
+        result, RouterRequest | DynoMemory | DynoLoad | PlatformEvent | CustomMetrics | Skipped
     )
