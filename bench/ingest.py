@@ -57,8 +57,8 @@ def client(
     bodies: list[tuple[int, bytes]],
     per_body: int,
     seconds: float,
-    out: mp.Queue,
-) -> None:  # type: ignore[type-arg]
+    out: mp.Queue[tuple[int, int]],
+) -> None:
     host, port = url.removeprefix("http://").split(":")
     conn = http.client.HTTPConnection(host, int(port), timeout=30)
     auth = [("Basic " + base64.b64encode(f"d:{s}".encode()).decode()) for s in secrets]
@@ -109,7 +109,7 @@ def run_once(args: argparse.Namespace, bodies: list[tuple[int, bytes]]) -> tuple
         secrets = [drains.create_app(data, f"app{i}")["drain_secret"] for i in range(args.apps)]
         server = drains.start(data, None, *args.server_args)
         try:
-            q: mp.Queue = mp.Queue()  # type: ignore[type-arg]
+            q: mp.Queue[tuple[int, int]] = mp.Queue()
             procs = [
                 mp.Process(
                     target=client,

@@ -16,6 +16,7 @@ import time
 import numpy as np
 
 from drainpipe import codec
+from drainpipe.accum import Column
 from drainpipe.model import (
     LOAD,
     MEMORY,
@@ -39,7 +40,7 @@ def make_messages(
             owner = f"app{a:05d}"
             t0 = base + minute * MINUTE_MS + int(rng.integers(0, 30_000))
             ts = np.sort(t0 + rng.integers(0, MINUTE_MS, rows))
-            cols = {
+            cols: dict[str, Column] = {
                 "ts_ms": ts,
                 "service_ms": np.round(rng.lognormal(3.5, 1.0, rows)),
                 "status": rng.choice([200, 200, 200, 304, 404, 500], rows).astype(np.int16),

@@ -5,8 +5,10 @@ from __future__ import annotations
 import random
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -110,16 +112,20 @@ def lower_quantile(values: list[float], q: float) -> float:
     return float(np.quantile(np.array(values), q, method="lower"))
 
 
+Point = dict[str, Any]  # one decoded JSON point of the metrics API: "t" and its numbers
+ServerAndApps = tuple[drains.Server, dict[str, dict[str, str]]]
+
+
 def points(
     server: drains.Server, app: dict[str, str], metric: str, start: int, end: int, step: int = 60
-) -> dict:
+) -> dict[tuple[str, str], Point]:
     code, body = server.get(
         f"/api/v1/apps/{app['name']}/metrics/{metric}?start={iso(start)}&end={iso(end)}&step={step}",
         app["api_token"],
     )
     assert code == 200, body
     assert isinstance(body, dict) and body["step"] == step and body["metric"] == metric
-    out = {}
+    out: dict[tuple[str, str], Point] = {}
     for series in body["series"]:
         for p in series["points"]:
             out[(series["process_type"], p["t"])] = p
@@ -141,7 +147,7 @@ def wait_for_total(
 
 
 @pytest.fixture(params=["2", "0"], ids=["worker-processes", "one-process"])
-def server(request: pytest.FixtureRequest, tmp_path: Path):
+def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServerAndApps]:
     apps = {name: drains.create_app(tmp_path, name) for name in APPS}
     srv = drains.start(tmp_path, None, "--flush-interval", "0.2", "--workers", request.param)
     yield srv, apps
@@ -149,7 +155,7 @@ def server(request: pytest.FixtureRequest, tmp_path: Path):
         assert drains.stop(srv) == 0, srv.log_path.read_text()[-3000:]
 
 
-def test_drain_bodies_for_several_apps_come_back_as_exact_metrics(server) -> None:
+def test_drain_bodies_for_several_apps_come_back_as_exact_metrics(server: ServerAndApps) -> None:
     srv, apps = server
     rng = random.Random(20261121)
     now = int(time.time() * 1000)
@@ -253,7 +259,7 @@ def test_drain_bodies_for_several_apps_come_back_as_exact_metrics(server) -> Non
     assert "drainpipe_logplex_dropped_messages_total 21.0" in own
 
 
-def test_bad_requests_get_clear_answers_and_store_nothing(server) -> None:
+def test_bad_requests_get_clear_answers_and_store_nothing(server: ServerAndApps) -> None:
     srv, apps = server
     shop = apps["shop"]
     now = int(time.time() * 1000)
@@ -272,7 +278,7 @@ def test_bad_requests_get_clear_answers_and_store_nothing(server) -> None:
     assert 'drainpipe_drain_batches_rejected_total{reason="msg_count"} 1.0' in own
 
 
-def test_tokens_read_only_their_own_app(server) -> None:
+def test_tokens_read_only_their_own_app(server: ServerAndApps) -> None:
     srv, apps = server
     path = "/api/v1/apps/shop/metrics/router.latency"
     assert srv.get(path, None)[0] == 401
@@ -282,12 +288,12 @@ def test_tokens_read_only_their_own_app(server) -> None:
     code, body = srv.get(
         "/api/v1/apps/shop/metrics/router.latency?step=45", apps["shop"]["api_token"]
     )
-    assert code == 400 and "multiple of 60" in body["error"]
+    assert code == 400 and isinstance(body, dict) and "multiple of 60" in body["error"]
     code, body = srv.get("/api/v1/apps/shop/metrics/nope", apps["shop"]["api_token"])
-    assert code == 404 and "router.latency" in body["error"]
+    assert code == 404 and isinstance(body, dict) and "router.latency" in body["error"]
 
 
-def test_a_retried_frame_is_not_counted_twice(server) -> None:
+def test_a_retried_frame_is_not_counted_twice(server: ServerAndApps) -> None:
     srv, apps = server
     shop = apps["shop"]
     now = int(time.time() * 1000) - 120_000
@@ -300,7 +306,7 @@ def test_a_retried_frame_is_not_counted_twice(server) -> None:
     wait_for_total(srv, shop, now - 600_000, now + 600_000, 2)
 
 
-def test_custom_metrics_in_app_lines_come_back_per_name(server) -> None:
+def test_custom_metrics_in_app_lines_come_back_per_name(server: ServerAndApps) -> None:
     srv, apps = server
     shop = apps["shop"]
     now = int(time.time() * 1000)
@@ -315,7 +321,7 @@ def test_custom_metrics_in_app_lines_come_back_per_name(server) -> None:
     assert srv.post(shop["drain_secret"], drains.body(lines), len(lines)) == 204
     start, end = base - MIN, base + 5 * MIN
     deadline = time.monotonic() + 15
-    pts: dict = {}
+    pts: dict[tuple[str, str], Point] = {}
     while time.monotonic() < deadline:
         pts = points(srv, shop, "custom.db.query", start, end)
         if pts and next(iter(pts.values()))["count"] == len(db):
@@ -330,4 +336,4 @@ def test_custom_metrics_in_app_lines_come_back_per_name(server) -> None:
     depth = points(srv, shop, "custom.queue.depth", start, end)[("worker", iso(base))]
     assert (depth["sample_min"], depth["sample_max"], depth["sample_mean"]) == (3.0, 7.0, 5.0)
     code, body = srv.get("/api/v1/apps/shop/metrics/custom.no%20such", shop["api_token"])
-    assert code == 404 and "custom.<name>" in body["error"]
+    assert code == 404 and isinstance(body, dict) and "custom.<name>" in body["error"]

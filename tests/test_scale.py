@@ -20,7 +20,7 @@ import pytest
 
 from drainpipe.store.shards import ShardRing
 from tests import drains, pg_cluster
-from tests.test_end_to_end import iso, points
+from tests.test_end_to_end import Point, iso, points
 
 MIN = 60_000
 CANDIDATE_TYPES = ("web", "worker", "clock", "mailer", "scheduler", "search", "importer")
@@ -71,13 +71,16 @@ def wait_http(url: str, roles: Roles, timeout_s: float = 60) -> None:
     raise AssertionError(f"{url} not up: " + " | ".join(roles.log(r)[-800:] for r in roles.procs))
 
 
+Deployment = tuple[Roles, pg_cluster.Cluster, list[str], int, int]  # ..., ingress and API ports
+
+
 @pytest.fixture
 def deployment(
     tmp_path: Path,
     kafka_bootstrap: str,
     kafka_client_tuning: dict[str, str],
     pg_dsn_factory: Callable[[], str],
-) -> Iterator[tuple[Roles, pg_cluster.Cluster, list[str], str, str]]:
+) -> Iterator[Deployment]:
     shard_a = url_of(pg_dsn_factory())
     cluster = pg_cluster.create()
     env = {
@@ -99,9 +102,11 @@ def deployment(
         cluster.destroy()
 
 
-def test_roles_on_kafka_and_two_shards_survive_a_sink_kill_and_a_shard_outage(deployment) -> None:
+def test_roles_on_kafka_and_two_shards_survive_a_sink_kill_and_a_shard_outage(
+    deployment: Deployment,
+) -> None:
     roles, cluster, shards, ingress_port, api_port = deployment
-    apps = []
+    apps: list[dict[str, str]] = []
     for name in ("shop", "blog"):
         out = subprocess.run(
             [sys.executable, "-m", "drainpipe.cli", "apps", "create", name, "--postgres"],
@@ -177,7 +182,7 @@ def test_roles_on_kafka_and_two_shards_survive_a_sink_kill_and_a_shard_outage(de
     start, end = base - 5 * MIN, base + 10 * MIN
     want = {(name, pt, iso(m)): values for (name, pt, m), values in expected.items()}
     deadline = time.monotonic() + 90
-    got: dict = {}
+    got: dict[tuple[str, str, str], Point] = {}
     while time.monotonic() < deadline:
         got = {}
         for a in apps:

@@ -12,7 +12,7 @@ import pytest
 from drainpipe import codec, sink
 from drainpipe.accum import new_summary
 from drainpipe.bus import OutRecord
-from drainpipe.bus.embedded import EmbeddedBus
+from drainpipe.bus.embedded import EmbeddedBus, EmbeddedConsumer
 from drainpipe.model import MINUTE_MS, ROUTER, Stat, summary_key
 from drainpipe.selfmetrics import SelfMetrics
 from drainpipe.store.postgres import PostgresStore
@@ -94,7 +94,12 @@ def test_a_retry_worker_stuck_past_the_poll_interval_rejoins_and_still_lands(
     worker = sink.SinkWorker(bus, store, SelfMetrics())  # retries in place
     rejoins: list[str] = []
     real_consumer = bus.consumer
-    monkeypatch.setattr(bus, "consumer", lambda g: rejoins.append(g) or real_consumer(g))
+
+    def consumer(group: str) -> EmbeddedConsumer:
+        rejoins.append(group)
+        return real_consumer(group)
+
+    monkeypatch.setattr(bus, "consumer", consumer)
     shard.stop()
     bus.producer().send(summaries(3)).result()
     stop, t = run(worker)

@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.peers import compare, data, influx, mtail, report
+from bench.peers import compare, data, influx, mtail, proc, report
 from bench.peers import drainpipe_side as dps
 
 
@@ -118,13 +118,13 @@ def _influx(
     db = influx.Influxd(workdir)
     try:
         pid = db.proc.pid
-        cpu0, t0 = dps.proc.cpu_s(pid), time.perf_counter()
+        cpu0, t0 = proc.cpu_s(pid), time.perf_counter()
         acked = db.write(batches, connections)
-        write_s, cpu = time.perf_counter() - t0, dps.proc.cpu_s(pid) - cpu0
+        write_s, cpu = time.perf_counter() - t0, proc.cpu_s(pid) - cpu0
         t0 = time.perf_counter()
         rows = {app: db.per_minute(app, ds.start_ms, ds.end_ms) for app in data.APPS}
         query_s = time.perf_counter() - t0
-        rss = dps.proc.peak_rss_mb(pid)
+        rss = proc.peak_rss_mb(pid)
     finally:
         db.stop()
     return rows, {"rate": acked / write_s, "cpu": cpu, "rss": rss, "query_s": query_s}

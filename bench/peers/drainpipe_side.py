@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from multiprocessing.sharedctypes import Synchronized
 from multiprocessing.synchronize import Event as EventType
 from pathlib import Path
+from typing import Any
 
 from bench.peers import data, proc
 from drainpipe import batch
@@ -76,10 +77,10 @@ def _client(
     url: str,
     auth: list[str],
     bodies: list[tuple[int, bytes, int]],
-    next_body: Synchronized,  # type: ignore[type-arg]
+    next_body: Synchronized[int],
     go: EventType,
     deadline: float,
-    out: mp.Queue,  # type: ignore[type-arg]
+    out: mp.Queue[tuple[int, int]],
 ) -> None:
     """POST bodies in file order, each once: the next one not yet taken by any client, so
     the requests in flight are always the next few of the file (a client on a busier
@@ -118,6 +119,9 @@ def _client(
     out.put((ok, bad))
 
 
+JsonObject = dict[str, Any]  # one decoded JSON object of the API, e.g. a point: "t" and numbers
+
+
 def _get(url: str, path: str, token: str) -> object:
     host, port = url.removeprefix("http://").split(":")
     conn = http.client.HTTPConnection(host, int(port), timeout=30)
@@ -132,12 +136,14 @@ def _get(url: str, path: str, token: str) -> object:
         conn.close()
 
 
-def _points(url: str, app: str, token: str, metric: str, start: int, end: int) -> dict[int, dict]:
+def _points(
+    url: str, app: str, token: str, metric: str, start: int, end: int
+) -> dict[int, JsonObject]:
     q = urllib.parse.urlencode(
         {"start": data.iso(start), "end": data.iso(end), "step": "60", "process_type": "web"}
     )
     body = _get(url, f"/api/v1/apps/{app}/metrics/{metric}?{q}", token)
-    out: dict[int, dict] = {}
+    out: dict[int, JsonObject] = {}
     for series in body["series"]:  # type: ignore[index]
         for p in series["points"]:
             out[data.parse_iso(p["t"])] = p
@@ -177,7 +183,7 @@ def end_to_end(
         try:
             pid = server.proc.pid
             deadline = time.time() + timeout_s
-            q: mp.Queue = mp.Queue()  # type: ignore[type-arg]
+            q: mp.Queue[tuple[int, int]] = mp.Queue()
             next_body, go = mp.Value("l", 0), mp.Event()
             clients = [
                 mp.Process(

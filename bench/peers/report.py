@@ -103,7 +103,7 @@ def summarize(runs: Runs, n: int) -> dict[str, dict[str, object]]:
         for peer in ("mtail", "influx"):
             a, b = out[ours], out[peer]
             ratios[f"{ours}/{peer}"] = {
-                key: _ratio(a[f"{key}_median"], b[f"{key}_median"])  # type: ignore[arg-type]
+                key: _ratio(_number(a, f"{key}_median"), _number(b, f"{key}_median"))
                 for key in ("rate", "cpu_s_per_m", "peak_rss_mb")
             }
     out["ratios"] = ratios
@@ -112,6 +112,13 @@ def summarize(runs: Runs, n: int) -> dict[str, dict[str, object]]:
 
 def _ratio(a: float, b: float) -> float:
     return a / b if b and not math.isnan(a) and not math.isnan(b) else float("nan")
+
+
+def _number(fig: dict[str, object], key: str) -> float:
+    """One of summarize's per-tool medians: always a number (NaN when there was none)."""
+    x = fig[key]
+    assert isinstance(x, int | float), (key, x)
+    return x
 
 
 def _num(x: float, fmt: str) -> str:
@@ -129,12 +136,13 @@ def table(
         x = f[key]
         lines.append(
             f"{name:<32} {what:<30} {x['rate_median']:>10,.0f} {unit:<5} "
-            f"{_num(x['cpu_s_per_m_median'], '.2f'):>14} "  # type: ignore[arg-type]
-            f"{_num(x['peak_rss_mb_median'], '.0f'):>12}"  # type: ignore[arg-type]
+            f"{_num(_number(x, 'cpu_s_per_m_median'), '.2f'):>14} "
+            f"{_num(_number(x, 'peak_rss_mb_median'), '.0f'):>12}"
         )
     lines += ["", f"{'drainpipe / peer':<32} {'rate':>10} {'CPU s/M lines':>14} {'peak RSS':>10}"]
     names = {"e2e": "drainpipe up", "parse": "batch.build", "mtail": "mtail", "influx": "InfluxDB"}
-    for pair, r in f["ratios"].items():  # type: ignore[union-attr]
+    for pair, r in f["ratios"].items():
+        assert isinstance(r, dict)  # summarize's ratios: rate, cpu_s_per_m, peak_rss_mb
         ours, peer = pair.split("/")
         lines.append(
             f"{names[ours] + ' / ' + names[peer]:<32} {_num(r['rate'], '.2f'):>10} "
@@ -145,7 +153,7 @@ def table(
         "",
         f"drainpipe up: every line visible through the API {e2e['visible_s_median']:.1f} s "
         f"after the first POST (CPU until then "
-        f"{e2e['cpu_visible_median'] / args.lines * 1e6:.2f} s/M lines); "  # type: ignore[operator]
+        f"{_number(e2e, 'cpu_visible_median') / args.lines * 1e6:.2f} s/M lines); "
         f"InfluxDB per-app GROUP BY time(1m) queries: {inf['query_s_median']:.2f} s in all",
         f"per-minute answers ({ag.minutes} app-minutes, run 1): "
         + ("AGREE" if ag.agree else "DISAGREE")

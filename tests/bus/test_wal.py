@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from drainpipe.bus import BusUnavailable, OutRecord, Position
+from drainpipe.bus import BusUnavailable, OutRecord, Position, TopicPartition
 from drainpipe.bus.embedded import BusLocked, EmbeddedBus, EmbeddedConsumer
 from drainpipe.bus.wal import CorruptLog, Wal, encode
 
@@ -22,7 +22,8 @@ def write(wal: Wal, topic: str, partition: int, values: list[bytes]) -> None:
 
 
 def read_all(wal: Wal) -> list[tuple[str, int, int, bytes]]:
-    pos, out = 0, []
+    pos = 0
+    out: list[tuple[str, int, int, bytes]] = []
     while pos < wal.end:
         msgs, pos = wal.read(pos)
         out.extend((m.topic, m.partition, m.offset, m.value) for m in msgs)
@@ -129,7 +130,7 @@ def test_consumers_resume_at_their_committed_position(tmp_path: Path) -> None:
     bus = EmbeddedBus(tmp_path, partitions=1)
     bus.producer().send([OutRecord("A.v1", b"o|web", bytes([i])) for i in range(5)]).result()
     c = bus.consumer("g")
-    seen: dict = {}
+    seen: dict[TopicPartition, Position] = {}
     c.subscribe(["A.v1"], seen.update)
     got = c.poll(3, 1.0)
     assert [m.value for m in got] == [b"\x00", b"\x01", b"\x02"]

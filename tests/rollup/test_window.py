@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -11,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from drainpipe import accum, sketch
-from drainpipe.bus import Position
+from drainpipe.bus import Position, TopicPartition
 from drainpipe.model import MINUTE_MS, ROUTER, Summary, partition_for, partition_key
 from drainpipe.rollup.window import RollupCore, decode_watermark, encode_watermark
 
@@ -43,13 +44,14 @@ lines_st = st.lists(
     max_size=120,
 )
 
+LogEntry = tuple[TopicPartition, int, int, list[Line]]  # (tp, offset, series, rows)
+WindowKey = tuple[str, str, int]  # (owner, process_type, start_ms)
 
-def raw_log(
-    lines: list[Line], cuts: list[int]
-) -> list[tuple[tuple[str, int], int, int, list[Line]]]:
+
+def raw_log(lines: list[Line], cuts: list[int]) -> list[LogEntry]:
     """Batches of consecutive lines of one series, with their (tp, offset), in log order."""
-    out = []
-    offsets: dict[tuple[str, int], int] = defaultdict(int)
+    out: list[LogEntry] = []
+    offsets: dict[TopicPartition, int] = defaultdict(int)
     i = 0
     cut_iter = iter(cuts)
     while i < len(lines):
@@ -76,10 +78,10 @@ def columns(rows: list[Line]) -> dict[str, np.ndarray]:
     }
 
 
-def recompute(log: list) -> dict[tuple[str, str, int], list[Line]]:
+def recompute(log: list[LogEntry]) -> dict[WindowKey, list[Line]]:
     """Line by line, per partition: which lines count, grouped by window."""
-    watermark: dict[tuple[str, int], int] = {}
-    kept: dict[tuple[str, str, int], list[Line]] = defaultdict(list)
+    watermark: dict[TopicPartition, int] = {}
+    kept: dict[WindowKey, list[Line]] = defaultdict(list)
     for tp, _, s, rows in log:
         for r in rows:
             wm = max(watermark.get(tp, r.ts_ms), r.ts_ms)
@@ -91,14 +93,14 @@ def recompute(log: list) -> dict[tuple[str, str, int], list[Line]]:
     return kept
 
 
-def store_write(store: dict, summaries: list[Summary]) -> None:
+def store_write(store: dict[WindowKey, Summary], summaries: list[Summary]) -> None:
     for s in summaries:
         key = (s.owner, s.process_type, s.start_ms)
         if key not in store or s.n > store[key].n:
             store[key] = s
 
 
-def check(store: dict, expected: dict) -> None:
+def check(store: Mapping[WindowKey, Summary], expected: Mapping[WindowKey, list[Line]]) -> None:
     assert set(store) == set(expected)
     for key, rows in expected.items():
         s = store[key]
@@ -144,9 +146,9 @@ def test_any_batching_flushes_and_crashes_give_the_recomputed_store(
     """Each step adds one poll of `polls[step]` log entries (1 once the list runs out)."""
     log = raw_log(lines, cuts)
     expected = recompute(log)
-    store: dict = {}  # a store with the n guard
-    topic: dict = {}  # a compacted summary topic: the last version of each key wins
-    committed: dict = {}
+    store: dict[WindowKey, Summary] = {}  # a store with the n guard
+    topic: dict[WindowKey, Summary] = {}  # a compacted summary topic: the last version per key wins
+    committed: dict[TopicPartition, Position] = {}
 
     def fresh() -> RollupCore:
         core = RollupCore(lateness_ms=LATENESS)
