@@ -36,9 +36,10 @@ from drainpipe.model import (
     partition_key,
 )
 from drainpipe.parse import parse_message, read_router
+from drainpipe.parse.bulkheader import read_headers
 from drainpipe.parse.bulkruntime import SampleColumns, read_runtime
 from drainpipe.parse.events import EventParts
-from drainpipe.parse.line import read_message
+from drainpipe.parse.line import read_message, read_text
 
 NAN = math.nan
 
@@ -241,8 +242,9 @@ def build(owner: str, frames: list[bytes], now_ms: int, max_future_ms: int) -> P
         memory = SampleColumns(at[memory.index], memory.ts_ms, memory.pt_id, memory.values)
         load = SampleColumns(at[load.index], load.ts_ms, load.pt_id, load.values)
     rest = [rest[i] for i in runtime.rest] if len(runtime.rest) < len(rest) else rest
-    for i in rest:
-        rec = read_message(frames[i])
+    headers = read_headers([frames[i] for i in rest] if len(rest) < len(frames) else frames)
+    for i, header in zip(rest, headers, strict=True):
+        rec = read_message(frames[i]) if header is None else read_text(*header)
         if isinstance(rec, tuple):
             _take_event(rec, horizon, out, events)
             continue

@@ -22,7 +22,13 @@ def read_message(msg: bytes) -> Record | EventParts | Skipped | None:
     header = parse_header(msg)
     if isinstance(header, Skipped):
         return header
-    ts_ms, appname, procid, text = header
+    return read_text(*header)
+
+
+def read_text(
+    ts_ms: int, appname: str, procid: str, text: str
+) -> Record | EventParts | Skipped | None:
+    """What read_message returns for a message with this header and text."""
     if appname == "heroku":
         if procid == "router":
             return parse_router(ts_ms, text)

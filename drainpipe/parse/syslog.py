@@ -90,7 +90,7 @@ def parse_timestamp(ts: bytes) -> int | None:
     return second_ms + fraction_ms
 
 
-def _name(field: bytes) -> str:
+def header_field(field: bytes) -> str:
     """A header field as text; the NILVALUE `-` becomes ""."""
     name = _names.get(field)
     if name is None:
@@ -114,10 +114,10 @@ def parse_header(msg: bytes) -> tuple[int, str, str, str] | Skipped:
     if ts_ms is None:
         return SKIP_TIMESTAMP
     if len(parts) == 6:
-        return ts_ms, _name(appname), _name(procid), ""
+        return ts_ms, header_field(appname), header_field(procid), ""
     rest = parts[6]
     if rest[:1] == b"[":
         sd = _SD.match(rest)
         if sd is not None:
             rest = rest[sd.end() :]
-    return ts_ms, _name(appname), _name(procid), rest.decode("utf-8", "replace")
+    return ts_ms, header_field(appname), header_field(procid), rest.decode("utf-8", "replace")

@@ -9,8 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from drainpipe.model import DynoLoad, DynoMemory, RouterRequest, Skipped
-from drainpipe.parse import parse_message, read_router
+from drainpipe.parse import parse_header, parse_message, read_router
 from drainpipe.parse.bulk import RouterColumns
+from drainpipe.parse.bulkheader import read_headers
 from drainpipe.parse.bulkruntime import RuntimeColumns, read_runtime
 from tests.parse.test_runtime import runtime_lines
 
@@ -342,3 +343,66 @@ def test_bulk_samples_equal_the_per_line_parser(lines: list[str], end: str) -> N
             assert rec == Skipped("runtime_metrics")
             skipped += 1
     assert read.skipped == skipped
+
+
+# Pieces of generated syslog headers and texts, the usual first.
+HEADER_FIELDS = st.sampled_from([b"host", b"heroku", b"app", b"web.1", b"api", b"-", b"", b"h\r"])
+TEXTS = st.sampled_from(
+    [
+        b"State changed from starting to up",
+        b"Release v16 created by user a@example.com",
+        b'[meta sequenceId="1"] Restarting',  # structured data: parse_header drops it
+        b"[req-42] Started GET /",  # no structured data: kept
+        b"[",
+        b"",
+        b" two  spaces ",
+        b"caf\xc3\xa9 \xff",  # UTF-8 and a byte that is not
+        b"a\rb",
+    ]
+)
+
+
+@settings(max_examples=500)
+@given(
+    lines=st.lists(
+        st.tuples(
+            st.sampled_from([b"<190>1", b"<45>1", b"<0>1", b"<192>1", b"<190>2"]),
+            TIMESTAMP,
+            HEADER_FIELDS,
+            HEADER_FIELDS,
+            HEADER_FIELDS,
+            st.sampled_from([b"-", b"-", b"", b"msg"]),
+            TEXTS,
+            st.sampled_from([b"\n", b"\n", b"\r\n", b"\r\r\n", b"", b" \n"]),
+        ),
+        min_size=1,
+        max_size=8,
+    ),
+    short=st.booleans(),
+)
+def test_bulk_headers_equal_the_per_line_header_parser(
+    lines: list[tuple[bytes, str, bytes, bytes, bytes, bytes, bytes, bytes]], short: bool
+) -> None:
+    frames = [
+        b" ".join((pri, ts.encode(), host, app, procid, msgid))
+        + (b"" if short and i == 0 else b" " + text)
+        + end
+        for i, (pri, ts, host, app, procid, msgid, text, end) in enumerate(lines)
+    ]
+    headers = read_headers(frames)
+    assert len(headers) == len(frames)
+    for frame, header in zip(frames, headers, strict=True):
+        if header is not None:  # None: left to parse_header
+            assert header == parse_header(frame)
+
+
+def test_usual_headers_are_split_in_bulk() -> None:
+    frames = [
+        b"<190>1 " + TS + b" host app api - Release v16 created by user a@example.com\r\n",
+        b"<190>1 " + TS + b" host heroku web.1 - State changed from starting to up",
+        b"<190>1 " + TS + b' host app web.1 - [meta x="1"] hello\n',  # structured data
+        b"<190>1 2026-02-30T10:00:00Z host app web.1 - hello\n",  # no such day
+    ]
+    headers = read_headers(frames)
+    assert headers[:2] == [parse_header(frame) for frame in frames[:2]]
+    assert headers[2:] == [None, None]
