@@ -123,7 +123,7 @@ def add_reference(
         if w is None:
             summary = accum.new_summary(owner, process_type, family, p // 1000, start)
             w = st_.windows[key] = Window(summary, first_offset=offset)
-        accum.add_columns(w.summary, cols)
+        accum.add_columns(w.thawed(), cols)
         w.dirty = True
 
 
