@@ -159,11 +159,15 @@ _BY_WORD: Final[dict[str, tuple[_Rule, ...]]] = {
 EventParts = tuple[int, str, str, str, str, dict[str, str]]
 
 
-# heroku web.1: State changed from starting to up
-# app api: Release v16 created by user a@example.com
-def read_event(ts_ms: int, appname: str, procid: str, text: str) -> EventParts | Skipped | None:
-    """What parse_event returns, an event as the tuple of its fields (cheaper to make
-    than a frozen dataclass, for batch.build)."""
+_CACHE_LIMIT: Final = 4096
+# (app-wide source, procid, text) -> what _read makes of them: a dyno's lifecycle lines
+# ("Stopping all processes with SIGTERM", ...) repeat across dynos and restarts.
+_Read = tuple[str, str, dict[str, str]] | Skipped | None
+_cache: dict[tuple[bool, str, str], _Read] = {}
+
+
+def _read(app_wide: bool, procid: str, text: str) -> _Read:
+    """(process type, kind, attrs) of the event `text` reports, Skipped, or None."""
     body = text.strip()
     opening = body[:_OPENING].lower() + " "  # the space lets "Restarting" match "restarting "
     for phrases, claims, pattern, normalise in _BY_WORD.get(opening[: opening.index(" ")], ()):
@@ -176,14 +180,33 @@ def read_event(ts_ms: int, appname: str, procid: str, text: str) -> EventParts |
             continue
         attrs = {k: v for k, v in found.groupdict().items() if v is not None}
         kind, attrs = normalise(attrs)
-        if "." in procid and appname != "app":
+        if "." in procid and not app_wide:
             kind_of_dyno = process_type(procid)
             if kind_of_dyno is None:
                 return SKIP_EVENT
         else:
             kind_of_dyno = ""  # api, logplex and other app-wide sources
-        return ts_ms, kind_of_dyno, procid, kind, text, attrs
+        return kind_of_dyno, kind, attrs
     return None
+
+
+# heroku web.1: State changed from starting to up
+# app api: Release v16 created by user a@example.com
+def read_event(ts_ms: int, appname: str, procid: str, text: str) -> EventParts | Skipped | None:
+    """What parse_event returns, an event as the tuple of its fields (cheaper to make
+    than a frozen dataclass, for batch.build)."""
+    key = (appname == "app", procid, text)
+    try:
+        found = _cache[key]
+    except KeyError:
+        found = _read(*key)
+        if len(_cache) >= _CACHE_LIMIT:
+            _cache.clear()
+        _cache[key] = found
+    if isinstance(found, tuple):
+        kind_of_dyno, kind, attrs = found
+        return ts_ms, kind_of_dyno, procid, kind, text, dict(attrs)  # each event its own
+    return found
 
 
 def parse_event(ts_ms: int, appname: str, procid: str, text: str) -> PlatformEvent | Skipped | None:

@@ -379,7 +379,15 @@ OPENINGS = [phrase for rule in _RULES for phrase in rule[0]] + [
     case=st.sampled_from([str, str.upper, str.lower, str.title]),
     tail=st.text(alphabet=" abcvV0123456789@:.,`()-_>\tİ", max_size=12),
     lead=st.sampled_from(["", "", " ", "\t"]),
-    source=st.sampled_from([("heroku", "web.1"), ("app", "api"), ("heroku", "bad!.1")]),
+    source=st.sampled_from(
+        [
+            ("heroku", "web.1"),
+            ("app", "api"),
+            ("heroku", "bad!.1"),
+            ("app", "web.1"),
+            ("heroku", "api"),
+        ]
+    ),
 )
 def test_parse_event_equals_a_scan_of_every_rule(
     opening: str, case: object, tail: str, lead: str, source: tuple[str, str]
