@@ -76,7 +76,8 @@ def test_failed_writes_park_in_retry_and_land_once_the_shard_is_back(
         time.sleep(0.05)
     assert len(bus.tail("RETRY." + ROUTER.summary_topic)) == 5  # parked, fresh data flows on
     shard.start()
-    assert wait_for(store, 5) == 5
+    # The retry worker backs off up to 30 s between attempts while the shard is down.
+    assert wait_for(store, 5, timeout_s=60) == 5
     for stop, t in stops:
         stop.set()
         t.join(10)
