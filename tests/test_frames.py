@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from drainpipe import frames
 from drainpipe.frames import MAX_FRAME_BYTES, FramingError, split_frames
 
 ROUTER = (
@@ -151,3 +152,29 @@ def test_split_frames_either_splits_or_raises_framing_error_on_arbitrary_bytes(
         assert error.frame >= 1
     else:
         assert sum(len(f) for f in frames) <= len(body)
+
+
+one_line = st.binary(max_size=400).map(lambda b: b.replace(b"\n", b"") + b"\n")
+
+
+@given(st.lists(one_line, min_size=1, max_size=60), st.booleans())
+def test_the_all_frames_at_once_reading_equals_the_frame_by_frame_one(
+    messages: list[bytes], zero_padded: bool
+) -> None:
+    body = b"".join((b"%05d " if zero_padded else b"%d ") % len(m) + m for m in messages)
+    assert frames._split_lines(body) == frames._split_octets(body) == messages
+
+
+@given(st.lists(one_line, min_size=1, max_size=20), st.data())
+def test_a_damaged_body_is_left_to_the_frame_by_frame_reading(
+    messages: list[bytes], data: st.DataObject
+) -> None:
+    body = bytearray(b"".join(b"%d " % len(m) + m for m in messages))
+    at = data.draw(st.integers(0, len(body) - 1))
+    body[at] = data.draw(st.integers(0, 255))
+    fast = frames._split_lines(bytes(body))
+    try:
+        slow: list[bytes] | None = frames._split_octets(bytes(body))
+    except frames.FramingError:
+        slow = None
+    assert fast is None or fast == slow
