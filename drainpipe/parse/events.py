@@ -164,6 +164,7 @@ _CACHE_LIMIT: Final = 4096
 # ("Stopping all processes with SIGTERM", ...) repeat across dynos and restarts.
 _Read = tuple[str, str, dict[str, str]] | Skipped | None
 _cache: dict[tuple[bool, str, str], _Read] = {}
+_MISSING: Final = Skipped("not cached")  # compared by identity, never returned
 
 
 def _read(app_wide: bool, procid: str, text: str) -> _Read:
@@ -196,9 +197,8 @@ def read_event(ts_ms: int, appname: str, procid: str, text: str) -> EventParts |
     """What parse_event returns, an event as the tuple of its fields (cheaper to make
     than a frozen dataclass, for batch.build)."""
     key = (appname == "app", procid, text)
-    try:
-        found = _cache[key]
-    except KeyError:
+    found = _cache.get(key, _MISSING)  # not try/except: a raised KeyError costs ~1 µs
+    if found is _MISSING:
         found = _read(*key)
         if len(_cache) >= _CACHE_LIMIT:
             _cache.clear()
