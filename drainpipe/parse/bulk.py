@@ -7,7 +7,8 @@ timestamp parts, H code, process type, service time and status; any other line m
 the catch-all and is left to the per-line parser, as are lines whose timestamp does not
 name a real instant. Captured digits become numbers with numpy arithmetic, seconds of
 the timestamp are converted once per distinct second by the same function the per-line
-parser uses. Every value read here equals what `parse_message` reads from the line;
+parser uses (these helpers also serve parse.bulkruntime and parse.bulkheader). Every
+value read here equals what `parse_message` reads from the line;
 tests/parse/test_bulk.py and tests/test_batch.py check that on generated bodies.
 """
 
