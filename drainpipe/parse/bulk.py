@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from itertools import compress, groupby
+from itertools import compress
 from typing import Final
 
 import numpy as np
@@ -150,29 +150,17 @@ def _status(runs: tuple[bytes, ...]) -> IntArray:
 
 def seconds_ms(seconds: tuple[bytes, ...]) -> tuple[IntArray | int, BoolArray | None]:
     """Epoch ms of each `YYYY-MM-DDTHH:MM:SS` (UTC), one number when all are alike, and
-    which are real instants (None: all). Lines come roughly in time order, so each run of
-    one second is converted once."""
+    which are real instants (None: all). Each distinct second is converted once: a body
+    spans a few seconds, in whatever order its lines come."""
     if seconds.count(seconds[0]) == len(seconds):
         ms = parse_timestamp(seconds[0] + b"Z")
         return (0, np.zeros(len(seconds), np.bool_)) if ms is None else (ms, None)
-    known: dict[bytes, int | None] = {}
-    values: list[int] = []
-    lengths: list[int] = []
-    invalid: list[int] = []
-    for second, run in groupby(seconds):
-        if second not in known:
-            known[second] = parse_timestamp(second + b"Z")
-        ms = known[second]
-        if ms is None:
-            invalid.append(len(values))
-        values.append(ms or 0)
-        lengths.append(len(list(run)))
-    repeats = np.array(lengths)
-    if not invalid:
-        return np.repeat(np.array(values, np.int64), repeats), None
-    valid = np.ones(len(values), np.bool_)
-    valid[invalid] = False
-    return np.repeat(np.array(values, np.int64), repeats), np.repeat(valid, repeats)
+    known = {second: parse_timestamp(second + b"Z") for second in set(seconds)}
+    if None not in known.values():
+        return np.fromiter(map(known.__getitem__, seconds), np.int64, len(seconds)), None
+    values = [known[second] for second in seconds]
+    valid = np.array([ms is not None for ms in values], np.bool_)
+    return np.array([ms or 0 for ms in values], np.int64), valid
 
 
 def offsets_ms(offsets: tuple[bytes, ...]) -> tuple[IntArray | int, BoolArray | None]:
