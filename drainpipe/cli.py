@@ -32,7 +32,8 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--workers",
         type=int,
-        help="HTTP worker processes (one per core); 0 runs HTTP in the main process",
+        help="HTTP worker processes (one per core but one, at least 1); 0 runs HTTP in the "
+        "main process",
     )
     up.add_argument(
         "--flush-interval",

@@ -1,3 +1,4 @@
+import os
 import re
 from pathlib import Path
 
@@ -65,3 +66,11 @@ def test_any_librdkafka_setting_can_be_passed_through() -> None:
     assert dict(c.kafka_config) == {"session.timeout.ms": "1000", "a": "b"}
     with pytest.raises(ConfigError, match="is not key=value"):
         Config.from_env({"DRAINPIPE_KAFKA_CONFIG": "nonsense"})
+
+
+@pytest.mark.parametrize(("cores", "workers"), [(None, 1), (1, 1), (2, 1), (4, 3), (16, 8)])
+def test_up_leaves_a_core_to_the_log_owner_and_gives_http_the_rest(
+    monkeypatch: pytest.MonkeyPatch, cores: int | None, workers: int
+) -> None:
+    monkeypatch.setattr(os, "cpu_count", lambda: cores)
+    assert config.Config.from_env({}).workers == workers
