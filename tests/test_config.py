@@ -73,4 +73,4 @@ def test_up_leaves_a_core_to_the_log_owner_and_gives_http_the_rest(
     monkeypatch: pytest.MonkeyPatch, cores: int | None, workers: int
 ) -> None:
     monkeypatch.setattr(os, "cpu_count", lambda: cores)
-    assert config.Config.from_env({}).workers == workers
+    assert Config.from_env({}).workers == workers
