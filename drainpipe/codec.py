@@ -27,13 +27,10 @@ _events_decoder = msgspec.msgpack.Decoder(EventBatch)
 _summary_decoder = msgspec.msgpack.Decoder(Summary)
 
 
-class EncodedSummary(msgspec.Struct, array_like=True, frozen=True):
-    """The key fields of an encoded summary, and the encoding itself (`payload`).
-
-    Decoded from the leading fields of an encoded `Summary` (array-like structs ignore
-    trailing fields), so a sink stores what the rollup encoded without decoding the
-    stats and sketches or encoding them again.
-    """
+class SummaryHead(msgspec.Struct, array_like=True, frozen=True):
+    """The key fields of a summary: the leading fields of `Summary`. Array-like structs
+    ignore trailing fields, so decoding an encoded summary as this skips its stats and
+    sketches."""
 
     owner: str
     process_type: str
@@ -41,19 +38,16 @@ class EncodedSummary(msgspec.Struct, array_like=True, frozen=True):
     period_s: int
     start_ms: int
     n: int = 0
+
+
+class EncodedSummary(SummaryHead, frozen=True):
+    """A summary's key fields and its encoding (`payload`): what a sink hands the store,
+    which keeps the bus value as it is instead of decoding and encoding it again."""
+
     payload: bytes = b""
 
 
-class _Head(msgspec.Struct, array_like=True, frozen=True):
-    owner: str
-    process_type: str
-    family: str
-    period_s: int
-    start_ms: int
-    n: int = 0
-
-
-_head_decoder = msgspec.msgpack.Decoder(_Head)
+_head_decoder = msgspec.msgpack.Decoder(SummaryHead)
 _encoder = msgspec.msgpack.Encoder()
 
 

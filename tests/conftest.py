@@ -1,4 +1,4 @@
-"""Shared fixtures: a Kafka-protocol broker and fresh PostgreSQL databases, both real."""
+"""Shared fixtures: a Kafka-protocol broker, fresh PostgreSQL databases, and each store."""
 
 from __future__ import annotations
 
@@ -6,11 +6,15 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import psycopg
 import pytest
 from psycopg import sql
 
+from drainpipe.store import Store
+from drainpipe.store.postgres import PostgresStore
+from drainpipe.store.sqlite import SqliteStore
 from tests.kafka_broker import CLIENT_TUNING, TansuBroker
 
 PG_ADMIN_DSN = os.environ.get(
@@ -63,3 +67,17 @@ def pg_dsn_factory() -> Iterator[Callable[[], str]]:
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         list(pool.map(drop, created))
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """Each store in turn: SQLite, and PostgreSQL on two shards (two fresh databases)."""
+    made: Store
+    if request.param == "sqlite":
+        made = SqliteStore(tmp_path / "store.db")
+    else:
+        factory: Callable[[], str] = request.getfixturevalue("pg_dsn_factory")
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            made = PostgresStore(list(pool.map(lambda _: factory(), range(2))))
+    yield made
+    made.close()

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +14,6 @@ from hypothesis import strategies as st
 from drainpipe import accum, codec, downsample, tiers
 from drainpipe.model import MINUTE_MS, ROUTER, Summary
 from drainpipe.store import DAY_MS, Store, day_of
-from drainpipe.store.postgres import PostgresStore
 from drainpipe.store.sqlite import SqliteStore
 from drainpipe.tiers import HOUR_MS, TIERS
 
@@ -65,19 +62,6 @@ def test_a_seven_day_chart_at_two_hours_reads_hour_rows_and_the_unsettled_hour_i
 
 
 # -- the stores ----------------------------------------------------------------------------
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    made: Store
-    if request.param == "sqlite":
-        made = SqliteStore(tmp_path / "store.db")
-    else:
-        factory: Callable[[], str] = request.getfixturevalue("pg_dsn_factory")
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            made = PostgresStore(list(pool.map(lambda _: factory(), range(2))))
-    yield made
-    made.close()
 
 
 rng = np.random.default_rng(11)

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
+from collections.abc import Sequence
 
 import numpy as np
-import pytest
 
 from drainpipe import accum, codec
 from drainpipe.codec import EncodedSummary
 from drainpipe.model import MINUTE_MS, ROUTER, EventRecord, Summary
 from drainpipe.store import DAY_MS, Store, StoredEvent, day_name, day_of
-from drainpipe.store.postgres import PostgresStore
-from drainpipe.store.sqlite import SqliteStore
 
 
 def encoded(summaries: Sequence[Summary]) -> list[EncodedSummary]:
@@ -24,19 +19,6 @@ def encoded(summaries: Sequence[Summary]) -> list[EncodedSummary]:
 DAY = day_of(1_795_000_000_000)
 T0 = DAY * DAY_MS + 12 * 3_600_000  # noon UTC
 rng = np.random.default_rng(7)
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    made: Store
-    if request.param == "sqlite":
-        made = SqliteStore(tmp_path / "store.db")
-    else:
-        factory: Callable[[], str] = request.getfixturevalue("pg_dsn_factory")
-        with ThreadPoolExecutor(max_workers=2) as pool:  # CREATE DATABASE takes ~0.3-1 s
-            made = PostgresStore(list(pool.map(lambda _: factory(), range(2))))
-    yield made
-    made.close()
 
 
 def router_summary(
