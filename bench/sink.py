@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +33,7 @@ import psycopg
 
 from drainpipe import accum, codec
 from drainpipe.accum import Column
-from drainpipe.bus import OutRecord
+from drainpipe.bus import Bus, OutRecord, Position, TopicPartition
 from drainpipe.bus.embedded import EmbeddedBus
 from drainpipe.model import (
     LOAD,
@@ -45,10 +47,11 @@ from drainpipe.model import (
 )
 from drainpipe.rollup.window import Message, RollupCore
 from drainpipe.selfmetrics import SelfMetrics
-from drainpipe.sink import SinkWorker
+from drainpipe.sink import Batch, Outcome, SinkWorker
 from drainpipe.store import Store
 from drainpipe.store.postgres import PostgresStore
 from drainpipe.store.sqlite import SqliteStore
+from tests.kafka_broker import CLIENT_TUNING, TansuBroker
 
 ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -117,20 +120,55 @@ def rows_of(recs: list[OutRecord]) -> int:
     return len({(r.topic, r.key) for r in recs})
 
 
-def run_once(recs: list[OutRecord], store: Store, tmp: Path) -> float:
-    bus = EmbeddedBus(tmp / f"bus-{uuid.uuid4().hex[:6]}", partitions=8)
+class TimedSink(SinkWorker):
+    """A SinkWorker that notes when its partitions were assigned and when it has stored
+    `expected` messages, and then stops itself."""
+
+    def __init__(self, bus: Bus, store: Store, expected: int, stop: threading.Event) -> None:
+        super().__init__(bus, store, SelfMetrics())
+        self.expected, self.stop = expected, stop
+        self.assigned_at = self.done_at = 0.0
+        self.stored = 0
+
+    def _on_assign(self, assigned: Mapping[TopicPartition, Position]) -> None:
+        self.assigned_at = self.assigned_at or time.perf_counter()
+        super()._on_assign(assigned)
+
+    def _write(self, batch: Batch, stop: threading.Event) -> Outcome:
+        outcome = super()._write(batch, stop)
+        self.stored += len(batch.messages)
+        if self.stored >= self.expected:
+            self.done_at = time.perf_counter()
+            self.stop.set()
+        return outcome
+
+
+def run_once(recs: list[OutRecord], store: Store, bus: Bus) -> float:
+    """Summaries/s from the sink's partition assignment until all of recs are stored."""
     for i in range(0, len(recs), 5000):
         bus.producer().send(recs[i : i + 5000]).result()
-    worker = SinkWorker(bus, store, SelfMetrics())
     stop = threading.Event()
-    t0 = time.perf_counter()
+    worker = TimedSink(bus, store, len(recs), stop)
     thread = threading.Thread(target=worker.run, args=(stop,))
     thread.start()
-    stop.set()  # the sink drains everything, then stops
-    thread.join()
-    elapsed = time.perf_counter() - t0
-    bus.close()
-    return len(recs) / elapsed
+    thread.join(timeout=600)
+    if not worker.done_at:
+        raise RuntimeError(f"the sink stored {worker.stored} of {len(recs)} summaries in 600 s")
+    return len(recs) / (worker.done_at - worker.assigned_at)
+
+
+def make_bus(kind: str, tmp: Path, bootstrap: str) -> Bus:
+    if kind == "embedded":
+        return EmbeddedBus(tmp / f"bus-{uuid.uuid4().hex[:6]}", partitions=8)
+    from drainpipe.bus.kafka import KafkaBus
+
+    return KafkaBus(
+        bootstrap,
+        partitions=8,
+        replication=1,
+        topic_prefix=f"bench-{uuid.uuid4().hex[:8]}.",
+        extra=dict(CLIENT_TUNING),
+    )
 
 
 def main() -> None:
@@ -140,6 +178,12 @@ def main() -> None:
     p.add_argument("--seconds", type=int, default=90, help="rollup stream: simulated seconds")
     p.add_argument("--summaries", type=int, default=50_000, help="distinct stream: summaries")
     p.add_argument("--runs", type=int, default=5)
+    p.add_argument(
+        "--bus",
+        choices=["embedded", "kafka"],
+        default="embedded",
+        help="kafka: a Tansu broker on loopback, or $KAFKA_BOOTSTRAP_SERVERS",
+    )
     args = p.parse_args()
     if args.stream == "rollup":
         recs = rollup_records(args.apps, args.seconds)
@@ -152,21 +196,34 @@ def main() -> None:
         f"{sum(len(r.value) for r in recs) / len(recs):,.0f} bytes per summary"
     )
     out: dict[str, list[float]] = {"postgresql": [], "sqlite": []}
+    broker = None
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "")
+    if args.bus == "kafka" and not bootstrap:
+        broker = TansuBroker()
+        bootstrap = broker.start()
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(args.runs):
             name = f"dp_bench_{uuid.uuid4().hex[:8]}"
             with psycopg.connect(ADMIN, autocommit=True) as conn:
                 conn.execute(f"CREATE DATABASE {name}")
             pg = PostgresStore([f"postgresql://postgres@127.0.0.1:5432/{name}"])
+            bus = make_bus(args.bus, Path(tmp), bootstrap)
             try:
-                out["postgresql"].append(run_once(recs, pg, Path(tmp)))
+                out["postgresql"].append(run_once(recs, pg, bus))
             finally:
+                bus.close()
                 pg.close()
                 with psycopg.connect(ADMIN, autocommit=True) as conn:
                     conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
             lite = SqliteStore(Path(tmp) / f"{uuid.uuid4().hex[:6]}.sqlite")
-            out["sqlite"].append(run_once(recs, lite, Path(tmp)))
-            lite.close()
+            bus = make_bus(args.bus, Path(tmp), bootstrap)
+            try:
+                out["sqlite"].append(run_once(recs, lite, bus))
+            finally:
+                bus.close()
+                lite.close()
+    if broker is not None:
+        broker.stop()
     for store, rates in out.items():
         print(
             f"  {store:10s} median {statistics.median(rates):>9,.0f} summaries/s  "
@@ -177,6 +234,7 @@ def main() -> None:
             {
                 "bench": "sink",
                 "stream": args.stream,
+                "bus": args.bus,
                 "summaries": len(recs),
                 "rows": rows,
                 **{k: round(statistics.median(v)) for k, v in out.items()},

@@ -16,7 +16,7 @@ from bench.peers.compare import Agreement
 
 TOOLS = {
     "parse": ("drainpipe batch.build, 1 core", "500-line requests in process", "lines/s"),
-    "e2e": ("drainpipe up, HTTP (2 workers)", "drain POSTs, 204 = fsynced", "lines/s"),
+    "e2e": ("drainpipe up, HTTP (defaults)", "drain POSTs, 204 = fsynced", "lines/s"),
     "mtail": ("mtail --one_shot", "the syslog file", "lines/s"),
     "influx": ("InfluxDB 1.x /write", "line protocol, WAL fsynced", "points/s"),
 }
