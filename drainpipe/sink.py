@@ -30,7 +30,7 @@ RETRY_TOPICS = tuple(retry_topic(t) for t in TOPICS)
 _EVENT_TOPICS = frozenset((EVENTS_TOPIC, retry_topic(EVENTS_TOPIC)))
 # Messages per store transaction at most (COPY goes 1,024 rows at a time); a batch only
 # grows past one poll while the write before it is in flight.
-MAX_BATCH = 32768
+MAX_BATCH = 65536
 MAX_BACKOFF_S = 30.0
 MAX_BLOCK_S = 240.0  # under Kafka's default max.poll.interval.ms (300 s)
 
@@ -42,18 +42,22 @@ class Outcome(enum.Enum):
 
 
 class Batch:
-    """What one store transaction will write: the newest version of each summary key and
+    """What one store transaction will write: the last version of each summary key and
     every event of the messages added so far, and the positions they take the group to.
 
-    Summaries stay encoded: only their key fields are decoded, and the store keeps the
-    bus value as it is. Versions of one key collapse as they are added, so a batch that
-    grows while the store is busy with the one before costs little more to write.
+    Versions of one key collapse as they are added, so a batch that grows while the store
+    is busy with the one before costs little more to write; only the survivors are
+    decoded, and only their key fields: the store keeps the bus value as it is. The last
+    version in the log is the newest but after a rollup restart, whose replay may publish
+    a window partly rebuilt after its complete version; the store keeps whichever has
+    more measurements, and the replay publishes the complete window again, so that
+    ordering costs nothing.
     """
 
     def __init__(self, metrics: SelfMetrics) -> None:
         self.metrics = metrics
         self.messages: list[Message] = []
-        self.latest: dict[bytes, EncodedSummary] = {}
+        self.latest: dict[bytes, Message] = {}
         self.events: list[StoredEvent] = []
         self._last: dict[TopicPartition, int] = {}
 
@@ -63,24 +67,33 @@ class Batch:
 
     def add(self, messages: list[Message]) -> None:
         self.messages.extend(messages)
-        latest, last, decode_head = self.latest, self._last, codec.decode_head
+        latest, last = self.latest, self._last
         for m in messages:
             last[m.topic, m.partition] = m.offset
-            try:
-                if m.topic in _EVENT_TOPICS:
+            if m.topic in _EVENT_TOPICS:
+                try:
                     batch = codec.decode_events(m.value)
-                    self.events.extend(StoredEvent(batch.owner, e) for e in batch.events)
-                else:
-                    s = decode_head(m.value)
-                    have = latest.get(m.key)
-                    if have is None or s.n >= have.n:
-                        latest[m.key] = s
+                except codec.DecodeError as exc:
+                    self._bad(m, exc)
+                    continue
+                self.events.extend(StoredEvent(batch.owner, e) for e in batch.events)
+            else:
+                latest[m.key] = m
+
+    def summaries(self) -> list[EncodedSummary]:
+        out = []
+        for m in self.latest.values():
+            try:
+                out.append(codec.decode_head(m.value))
             except codec.DecodeError as exc:
-                self.metrics.bad_messages.labels(m.topic).inc()
-                log.error(
-                    "sink.bad_message",
-                    extra={"topic": m.topic, "offset": m.offset, "error": str(exc)},
-                )
+                self._bad(m, exc)
+        return out
+
+    def _bad(self, m: Message, exc: Exception) -> None:
+        self.metrics.bad_messages.labels(m.topic).inc()
+        log.error(
+            "sink.bad_message", extra={"topic": m.topic, "offset": m.offset, "error": str(exc)}
+        )
 
 
 class SinkWorker:
@@ -165,7 +178,7 @@ class SinkWorker:
         give_up = time.monotonic() + MAX_BLOCK_S
         while True:
             try:
-                self._store(list(batch.latest.values()), batch.events)
+                self._store(batch.summaries(), batch.events)
                 return Outcome.STORED
             except Exception as exc:
                 self.metrics.sink_failures.inc()

@@ -11,7 +11,7 @@ import pytest
 
 from drainpipe import codec, sink
 from drainpipe.accum import new_summary
-from drainpipe.bus import OutRecord
+from drainpipe.bus import Message, OutRecord, Position
 from drainpipe.bus.embedded import EmbeddedBus, EmbeddedConsumer
 from drainpipe.model import MINUTE_MS, ROUTER, Stat, summary_key
 from drainpipe.selfmetrics import SelfMetrics
@@ -171,3 +171,19 @@ def test_a_batch_grows_while_the_store_is_busy_and_keeps_each_keys_newest_versio
     assert [s.n for (s,) in stored] == [11] * 50
     store.close()
     bus.close()
+
+
+def test_a_batch_keeps_each_keys_last_version_and_counts_an_undecodable_one(
+    tmp_path: Path,
+) -> None:
+    metrics = SelfMetrics()
+    batch = sink.Batch(metrics)
+    v1, v2, v3 = (versions(2, n) for n in (1, 2, 3))
+    garbage = Message(ROUTER.summary_topic, 0, 6, v1[1].key, b"\xc1 not msgpack")
+    batch.add([Message(r.topic, 0, i, r.key, r.value) for i, r in enumerate(v1 + v2)])
+    batch.add([Message(v3[0].topic, 0, 4, v3[0].key, v3[0].value), garbage])
+    got = {(s.owner, s.n) for s in batch.summaries()}
+    assert got == {("app0", 3)}  # app1's last version could not be decoded
+    assert batch.positions == {(ROUTER.summary_topic, 0): Position(7)}
+    counted = f'drainpipe_bus_bad_messages_total{{topic="{ROUTER.summary_topic}"}} 1.0'
+    assert counted in metrics.render().decode()
