@@ -35,6 +35,7 @@ from drainpipe import accum, codec
 from drainpipe.accum import Column
 from drainpipe.bus import Bus, OutRecord, Position, TopicPartition
 from drainpipe.bus.embedded import EmbeddedBus
+from drainpipe.codec import EncodedSummary
 from drainpipe.model import (
     LOAD,
     MEMORY,
@@ -134,8 +135,10 @@ class TimedSink(SinkWorker):
         self.assigned_at = self.assigned_at or time.perf_counter()
         super()._on_assign(assigned)
 
-    def _write(self, batch: Batch, stop: threading.Event) -> Outcome:
-        outcome = super()._write(batch, stop)
+    def _write(
+        self, batch: Batch, summaries: list[EncodedSummary], stop: threading.Event
+    ) -> Outcome:
+        outcome = super()._write(batch, summaries, stop)
         self.stored += len(batch.messages)
         if self.stored >= self.expected:
             self.done_at = time.perf_counter()
@@ -175,7 +178,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--stream", choices=["rollup", "distinct"], default="rollup")
     p.add_argument("--apps", type=int, default=1000, help="rollup stream: apps")
-    p.add_argument("--seconds", type=int, default=90, help="rollup stream: simulated seconds")
+    p.add_argument("--seconds", type=int, default=180, help="rollup stream: simulated seconds")
     p.add_argument("--summaries", type=int, default=50_000, help="distinct stream: summaries")
     p.add_argument("--runs", type=int, default=5)
     p.add_argument(

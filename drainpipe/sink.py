@@ -28,9 +28,12 @@ log = logging.getLogger(__name__)
 TOPICS = (*SUMMARY_TOPICS, EVENTS_TOPIC)
 RETRY_TOPICS = tuple(retry_topic(t) for t in TOPICS)
 _EVENT_TOPICS = frozenset((EVENTS_TOPIC, retry_topic(EVENTS_TOPIC)))
-# Messages per store transaction at most (COPY goes 1,024 rows at a time); a batch only
-# grows past one poll while the write before it is in flight.
+# A batch only grows past one poll while the write before it is in flight, and then up to
+# MAX_BATCH messages or MAX_ROWS distinct keys (COPY goes 1,024 rows at a time): enough
+# versions collapse when the sink is behind, and a write of new keys stays short enough
+# to overlap the next poll.
 MAX_BATCH = 65536
+MAX_ROWS = 8192
 MAX_BACKOFF_S = 30.0
 MAX_BLOCK_S = 240.0  # under Kafka's default max.poll.interval.ms (300 s)
 
@@ -134,7 +137,7 @@ class SinkWorker:
         batch = Batch(self.metrics)
         try:
             while True:
-                room = MAX_BATCH - len(batch.messages)
+                room = MAX_BATCH - len(batch.messages) if len(batch.latest) < MAX_ROWS else 0
                 if room > 0:
                     # Short polls while a write is in flight, to notice it end.
                     batch.add(self._consumer.poll(room, 0.01 if pending else 0.1))
@@ -156,7 +159,10 @@ class SinkWorker:
                         continue
                     self._consumer.commit(done.positions)
                 if batch.messages:
-                    pending = (writer.submit(self._write, batch, stop), batch)
+                    # Decoded here, not by the writer: the writer thread is the one to keep
+                    # short when every message is a new key.
+                    summaries = batch.summaries()
+                    pending = (writer.submit(self._write, batch, summaries, stop), batch)
                     batch = Batch(self.metrics)
                 elif pending is None and stop.is_set():
                     return  # stopped and caught up: what upstream flushed is stored
@@ -172,13 +178,15 @@ class SinkWorker:
         self.metrics.summaries_written.inc(len(summaries))
         self.metrics.events_written.inc(len(events))
 
-    def _write(self, batch: Batch, stop: threading.Event) -> Outcome:
+    def _write(
+        self, batch: Batch, summaries: list[EncodedSummary], stop: threading.Event
+    ) -> Outcome:
         """Store (or park in RETRY), retrying in place with backoff; the caller commits."""
         backoff = 0.1
         give_up = time.monotonic() + MAX_BLOCK_S
         while True:
             try:
-                self._store(batch.summaries(), batch.events)
+                self._store(summaries, batch.events)
                 return Outcome.STORED
             except Exception as exc:
                 self.metrics.sink_failures.inc()
