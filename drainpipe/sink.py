@@ -126,10 +126,11 @@ class SinkWorker:
         """Consume until stop is set and everything polled is stored and committed.
 
         Two stages overlap: while a writer thread stores one batch (mostly waiting on
-        the database), this thread polls and adds to the next, up to MAX_BATCH messages,
-        so batches grow exactly when the store falls behind. Positions are committed here,
-        by the thread that polls, once the batch they cover is stored; a batch collected
-        while the one before failed for good is dropped uncommitted and read again.
+        the database), this thread polls and adds to the next (up to MAX_BATCH messages
+        or MAX_ROWS keys), so batches grow exactly when the store falls behind. Positions
+        are committed here, by the thread that polls, once the batch they cover is
+        stored; a batch collected while the one before failed for good is dropped
+        uncommitted and read again.
         """
         self._consumer.subscribe(self.topics, self._on_assign)
         writer = ThreadPoolExecutor(1, thread_name_prefix=f"{self.group}-writer")
