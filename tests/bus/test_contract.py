@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import itertools
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -342,3 +345,57 @@ def test_kafka_positions_record_matches_committed_or_previous_offset_only() -> N
     assert rec.metadata_for(5) == "wm=1"
     assert rec.metadata_for(3) is None  # offsets reset by an operator: no metadata
     assert _PositionRecord.decode(rec.encode()) == rec
+
+
+class HeldProduce:
+    """The Kafka pipe's librdkafka producer, with each produce() held until `go` is set."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.inside = threading.Event()
+        self.go = threading.Event()
+
+    def produce(self, *args: Any, **kwargs: Any) -> None:
+        self.inside.set()
+        assert self.go.wait(20)
+        self.real.produce(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+    def __len__(self) -> int:
+        return len(self.real)
+
+
+def test_a_send_caught_by_a_close_ends_stored_or_refused_never_waiting(
+    kafka_bootstrap: str, kafka_client_tuning: dict[str, str]
+) -> None:
+    bus = KafkaBus(
+        kafka_bootstrap,
+        partitions=PARTITIONS,
+        replication=1,
+        extra=kafka_client_tuning,
+        topic_prefix=f"test-{uuid.uuid4().hex[:10]}.",
+        timeout_s=20,
+    )
+    producer = bus.producer()
+    producer.send([record(ROUTER.topic, "app-a", "web")]).result(timeout=20)
+    pipe = bus.pipe()
+    held = HeldProduce(pipe._producer)
+    pipe._producer = held  # type: ignore[assignment]  # a proxy of the real producer
+    sent: list[Future[None]] = []
+    sender = threading.Thread(
+        target=lambda: sent.append(producer.send([record(ROUTER.topic, "app-a", "web")]))
+    )
+    sender.start()
+    assert held.inside.wait(20)  # the send has passed its closed check and is producing
+    closer = threading.Thread(target=bus.close)
+    closer.start()
+    time.sleep(0.5)  # let close run as far as it can while the record is not yet queued
+    held.go.set()
+    sender.join(20)
+    closer.join(30)
+    (future,) = sent
+    # Queued after the delivery thread stopped, it would wait forever.
+    exc = future.exception(timeout=20)
+    assert exc is None or isinstance(exc, BusUnavailable)

@@ -100,35 +100,41 @@ class _Pipe:
             self._producer.poll(0.05)
 
     def send_items(self, items: Sequence[_Item]) -> Future[None]:
-        """Produce to Kafka topics and partitions as given; the future is `send`'s."""
+        """Produce to Kafka topics and partitions as given; the future is `send`'s.
+
+        Records are queued under the lock `close` takes to mark the pipe closed, so a send
+        racing a close is either queued before close flushes (and delivered or failed by
+        it) or refused; none is queued after the delivery thread stopped, to wait forever.
+        """
         future: Future[None] = Future()
-        if self._closed:
-            future.set_exception(BusUnavailable("the Kafka producer is closed"))
-            return future
         if not items:
             future.set_result(None)
             return future
-        delivery = _Delivery(future, len(items))
-        for i, (topic, partition, key, value) in enumerate(items):
-            try:
-                self._producer.produce(
-                    topic, value=value, key=key, partition=partition, on_delivery=delivery
-                )
-            except BufferError:
-                delivery.fail(
-                    BusUnavailable(
-                        f"the Kafka producer's local queue is full ({len(items) - i} of "
-                        f"{len(items)} records for {topic} not queued); try again shortly"
+        with self._lock:
+            if self._closed:
+                future.set_exception(BusUnavailable("the Kafka producer is closed"))
+                return future
+            delivery = _Delivery(future, len(items))
+            for i, (topic, partition, key, value) in enumerate(items):
+                try:
+                    self._producer.produce(
+                        topic, value=value, key=key, partition=partition, on_delivery=delivery
                     )
-                )
-                break
-            except KafkaException as exc:
-                delivery.fail(
-                    BusUnavailable(
-                        f"Kafka refused a record for {topic}[{partition}]: {_error_text(exc)}"
+                except BufferError:
+                    delivery.fail(
+                        BusUnavailable(
+                            f"the Kafka producer's local queue is full ({len(items) - i} of "
+                            f"{len(items)} records for {topic} not queued); try again shortly"
+                        )
                     )
-                )
-                break
+                    break
+                except KafkaException as exc:
+                    delivery.fail(
+                        BusUnavailable(
+                            f"Kafka refused a record for {topic}[{partition}]: {_error_text(exc)}"
+                        )
+                    )
+                    break
         return future
 
     def flush(self) -> None:
