@@ -7,6 +7,8 @@ takes a per-shard advisory lock and retention is idempotent.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import logging
 import threading
 import time
@@ -20,6 +22,14 @@ log = logging.getLogger(__name__)
 
 SETTLE_EVERY_S: Final = 30.0
 RETENTION_EVERY_S: Final = 3600.0
+
+
+def _return_freed_memory() -> None:
+    """Give the heap pages settling freed back to the OS (glibc's malloc_trim). Settling
+    an hour of 1,000 apps decodes ~30,000 summaries at a time, and without this the
+    process keeps ~15 MB more until its next large allocation."""
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to do
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def run(
@@ -51,6 +61,7 @@ def run(
                     "store.hours_settled",
                     extra={"hours": settled, "seconds": round(time.monotonic() - t0, 3)},
                 )
+                _return_freed_memory()
         except Exception:
             # The tiers only speed reads up; a failure here must not stop the sink.
             log.exception("store.settle_failed")

@@ -165,8 +165,10 @@ def test_a_write_during_settling_keeps_the_hour_unsettled(
     real_build = tiers.build
     raced = minute("app-b", "web", H0 + 5 * MINUTE_MS, 1000)
 
-    def build_while_a_sink_writes(read: tiers.Reader, hour_ms: int) -> list[codec.EncodedSummary]:
-        rows = real_build(read, hour_ms)
+    def build_while_a_sink_writes(
+        read: tiers.Reader, write_rows: tiers.Writer, hour_ms: int
+    ) -> list[codec.EncodedSummary]:
+        rows = real_build(read, write_rows, hour_ms)
         write(store, [raced])  # lands after the minutes were read, before the tiers are
         return rows
 

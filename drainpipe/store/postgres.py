@@ -273,22 +273,31 @@ class PostgresStore:
                     for hour, version, touched in marks:
                         if not tiers.due(hour, touched, now_ms, after_ms):
                             continue
-                        rows = tiers.build(functools.partial(self._minutes, conn, shard), hour)
-                        self._write_summaries(rows, settled=(shard, hour, version))
+                        hours = tiers.build(
+                            functools.partial(self._rows, conn, shard),
+                            self._write_summaries,
+                            hour,
+                        )
+                        self._write_summaries(hours, settled=(shard, hour, version))
                         done.add(hour)
                 finally:
                     conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
         return len(done)
 
-    def _minutes(
-        self, conn: psycopg.Connection[Any], shard: Shard, start_ms: int, end_ms: int
+    def _rows(
+        self,
+        conn: psycopg.Connection[Any],
+        shard: Shard,
+        period_s: int,
+        start_ms: int,
+        end_ms: int,
     ) -> list[bytes]:
         rows = conn.execute(
             shard.q(
                 "SELECT payload FROM {schema}.summaries"
-                " WHERE period_s = 60 AND start_ms >= %s AND start_ms < %s"
+                " WHERE period_s = %s AND start_ms >= %s AND start_ms < %s"
             ),
-            (start_ms, end_ms),
+            (period_s, start_ms, end_ms),
             binary=True,
         ).fetchall()
         return [bytes(r[0]) for r in rows]

@@ -144,18 +144,18 @@ class SqliteStore:
             if tiers.due(hour, touched, now_ms, after_ms)
         ]
         for hour, version in due:
-            self._write_summaries(tiers.build(self._minutes, hour), settled=(hour, version))
+            hours = tiers.build(self._rows, self._write_summaries, hour)
+            self._write_summaries(hours, settled=(hour, version))
         return len(due)
 
-    def _minutes(self, start_ms: int, end_ms: int) -> list[bytes]:
-        """Payloads of every series' minute rows starting in [start_ms, end_ms), one day."""
+    def _rows(self, period_s: int, start_ms: int, end_ms: int) -> list[bytes]:
+        """Payloads of every series' rows of period_s starting in [start_ms, end_ms), one day."""
         table = self._tables("summaries", start_ms, start_ms + 1)
         if not table:
             return []
         rows = self._conn().execute(
-            f"SELECT payload FROM {table[0]} WHERE period_s = 60"
-            " AND start_ms >= ? AND start_ms < ?",
-            (start_ms, end_ms),
+            f"SELECT payload FROM {table[0]} WHERE period_s = ? AND start_ms >= ? AND start_ms < ?",
+            (period_s, start_ms, end_ms),
         )
         return [r[0] for r in rows]
 
