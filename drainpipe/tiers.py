@@ -70,39 +70,37 @@ def merge_period(summaries: Iterable[Summary], period_s: int) -> list[Summary]:
     return out
 
 
-def _merge_encoded(payloads: Iterable[bytes], period_s: int) -> list[bytes]:
-    """`merge_period` of encoded summaries, decoding one series at a time: grouping by
-    the key fields alone keeps the memory of a whole hour's decoded minutes (~70 MB at
-    1,000 apps) from being held at once."""
-    step = period_s * 1000
-    groups: dict[tuple[str, str, str, int], list[bytes]] = defaultdict(list)
-    for p in payloads:
-        h = codec.decode_head(p)
-        groups[h.owner, h.process_type, h.family, h.start_ms - h.start_ms % step].append(p)
-    merged = []
-    for (_, _, _, start), parts in groups.items():
-        m = accum.merged(map(codec.decode_summary, parts), start, period_s)
-        if m is not None:
-            merged.append(m)
-    return codec.encode_summaries(merged)
+def _merged_reading(read: Reader, source_s: int, period_s: int, start_ms: int) -> list[bytes]:
+    """Every series' source_s rows of [start_ms, start_ms + period_s) merged into one
+    period_s row each, encoded. The rows are read one source_s interval at a time and
+    merged into a running summary per series, so what is in memory is one interval's
+    rows and one summary per series, not the whole period's rows decoded (~70 MB for an
+    hour of 1,000 apps)."""
+    running: dict[tuple[str, str, str], Summary] = {}
+    for at in range(start_ms, start_ms + period_s * 1000, source_s * 1000):
+        for payload in read(source_s, at, at + source_s * 1000):
+            s = codec.decode_summary(payload)
+            key = (s.owner, s.process_type, s.family)
+            have = running.get(key)
+            merged = accum.merged([s] if have is None else [have, s], start_ms, period_s)
+            if merged is not None:
+                running[key] = merged
+    return codec.encode_summaries(list(running.values()))
 
 
 def build(read: Reader, write: Writer, hour_ms: int) -> list[EncodedSummary]:
-    """The tier rows of one hour from its minute rows, a 10-minute slice in memory at a
-    time: each slice's 10-minute rows are written as they are made (`write`), and the
-    hour rows, merged from those read back, are returned for the caller to write with
-    the clearing of the hour's mark. Until that clearing readers use none of them."""
+    """The tier rows of one hour from its minute rows, a 10-minute slice at a time: each
+    slice's 10-minute rows are written as they are made (`write`), and the hour rows,
+    merged from those read back, are returned for the caller to write with the clearing
+    of the hour's mark. Until that clearing readers use none of them."""
     if hour_ms % HOUR_MS:
         raise ValueError(f"{hour_ms} is not the start of an hour")
     (small, large) = TIERS
-    step = small * 1000
-    for start in range(hour_ms, hour_ms + HOUR_MS, step):
-        rows = _merge_encoded(read(60, start, start + step), small)
+    for start in range(hour_ms, hour_ms + HOUR_MS, small * 1000):
+        rows = _merged_reading(read, 60, small, start)
         if rows:
             write([codec.decode_head(p) for p in rows])
-    return [
-        codec.decode_head(p) for p in _merge_encoded(read(small, hour_ms, hour_ms + HOUR_MS), large)
-    ]
+    return [codec.decode_head(p) for p in _merged_reading(read, small, large, hour_ms)]
 
 
 @dataclass(frozen=True, slots=True)
