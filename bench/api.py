@@ -14,6 +14,7 @@ import http.client
 import json
 import statistics
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -87,6 +88,11 @@ def minute_summaries(
     return out
 
 
+def rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        return int(f.read().split("VmRSS:")[1].split()[0]) / 1024
+
+
 def build(data: Path, apps: int, big: int, end_ms: int) -> dict[str, str]:
     rng = np.random.default_rng(3)
     registry = sqlite_registry(data / "apps.sqlite")
@@ -103,10 +109,26 @@ def build(data: Path, apps: int, big: int, end_ms: int) -> dict[str, str]:
             tokens[new.app.name] = new.api_token
         if i % 100 == 0:
             print(f"  built {i}/{apps} apps", flush=True)
-    # What `drainpipe up`'s upkeep does every 30 s; timed here, where it does it all at once.
+    # What `drainpipe up`'s upkeep does every 30 s; timed here, where it does it all at once,
+    # with the process's RSS sampled meanwhile (what settling adds to the log owner's).
+    before, peak, done = rss_mb(), [0.0], threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.01):
+            peak[0] = max(peak[0], rss_mb())
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
     t = time.monotonic()
     hours = store.settle(int(time.time() * 1000) + tiers.QUIET_MS)
-    print(f"  settled {hours} hours into tier rows in {time.monotonic() - t:.1f} s", flush=True)
+    elapsed = time.monotonic() - t
+    done.set()
+    sampler.join()
+    print(
+        f"  settled {hours} hours into tier rows in {elapsed:.1f} s; RSS {before:.0f} MB "
+        f"before, peak {max(peak[0], before):.0f} MB during",
+        flush=True,
+    )
     store.close()
     registry.close()
     return tokens
