@@ -14,14 +14,14 @@ import http.client
 import json
 import statistics
 import tempfile
-import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from drainpipe import accum, codec, tiers
+from bench.settle import settle_measured
+from drainpipe import accum, codec
 from drainpipe.apps import sqlite_registry
 from drainpipe.codec import EncodedSummary
 from drainpipe.model import MINUTE_MS, Summary
@@ -88,11 +88,6 @@ def minute_summaries(
     return out
 
 
-def rss_mb() -> float:
-    with open("/proc/self/status") as f:
-        return int(f.read().split("VmRSS:")[1].split()[0]) / 1024
-
-
 def build(data: Path, apps: int, big: int, end_ms: int) -> dict[str, str]:
     rng = np.random.default_rng(3)
     registry = sqlite_registry(data / "apps.sqlite")
@@ -109,24 +104,11 @@ def build(data: Path, apps: int, big: int, end_ms: int) -> dict[str, str]:
             tokens[new.app.name] = new.api_token
         if i % 100 == 0:
             print(f"  built {i}/{apps} apps", flush=True)
-    # What `drainpipe up`'s upkeep does every 30 s; timed here, where it does it all at once,
-    # with the process's RSS sampled meanwhile (what settling adds to the log owner's).
-    before, peak, done = rss_mb(), [0.0], threading.Event()
-
-    def sample() -> None:
-        while not done.wait(0.01):
-            peak[0] = max(peak[0], rss_mb())
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    t = time.monotonic()
-    hours = store.settle(int(time.time() * 1000) + tiers.QUIET_MS)
-    elapsed = time.monotonic() - t
-    done.set()
-    sampler.join()
+    # What `drainpipe up`'s upkeep does every 30 s; timed here, where it does it all at once.
+    hours, elapsed, before, peak = settle_measured(store)
     print(
         f"  settled {hours} hours into tier rows in {elapsed:.1f} s; RSS {before:.0f} MB "
-        f"before, peak {max(peak[0], before):.0f} MB during",
+        f"before, peak {peak:.0f} MB during",
         flush=True,
     )
     store.close()

@@ -16,15 +16,41 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.api import minute_summaries, rss_mb
 from drainpipe import codec, tiers
+from drainpipe.store import Store
 from drainpipe.store.sqlite import SqliteStore
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        return int(f.read().split("VmRSS:")[1].split()[0]) / 1024
+
+
+def settle_measured(store: Store) -> tuple[int, float, float, float]:
+    """Settle every closed hour now, as upkeep would; (hours, seconds, RSS before, peak
+    RSS during) with the RSS sampled every 10 ms."""
+    before, peak, done = rss_mb(), [0.0], threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.01):
+            peak[0] = max(peak[0], rss_mb())
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    t = time.monotonic()
+    hours = store.settle(int(time.time() * 1000) + tiers.QUIET_MS)
+    elapsed = time.monotonic() - t
+    done.set()
+    sampler.join()
+    return hours, elapsed, before, max(peak[0], before)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--apps", type=int, default=1000)
     args = p.parse_args()
+    from bench.api import minute_summaries  # bench.api uses this module's settle_measured
+
     with tempfile.TemporaryDirectory() as tmp:
         store = SqliteStore(Path(tmp) / "store.sqlite")
         rng = np.random.default_rng(1)
@@ -32,21 +58,8 @@ def main() -> None:
         for a in range(args.apps):
             minutes = minute_summaries(f"app{a:05d}", hour, 60, rng)
             store.write_summaries([codec.encoded(s) for s in minutes])
-        before, peak, done = rss_mb(), [0.0], threading.Event()
-
-        def sample() -> None:
-            while not done.wait(0.01):
-                peak[0] = max(peak[0], rss_mb())
-
-        sampler = threading.Thread(target=sample)
-        sampler.start()
-        t = time.monotonic()
-        hours = store.settle(int(time.time() * 1000) + tiers.QUIET_MS)
-        elapsed = time.monotonic() - t
-        done.set()
-        sampler.join()
+        hours, elapsed, before, top = settle_measured(store)
         store.close()
-    top = max(peak[0], before)
     print(
         f"settled {hours} hour of {args.apps} apps in {elapsed:.2f} s; RSS {before:.1f} MB "
         f"before, peak {top:.1f} MB during (+{top - before:.1f} MB)"
