@@ -62,6 +62,23 @@ class BusKit:
         return bus
 
 
+def kafka_bus(
+    bootstrap: str,
+    tuning: dict[str, str],
+    partitions: int = PARTITIONS,
+    prefix: str | None = None,
+) -> KafkaBus:
+    """A Kafka bus of the tests: single replicas, topics under a prefix of its own."""
+    return KafkaBus(
+        bootstrap,
+        partitions=partitions,
+        replication=1,
+        extra=tuning,
+        topic_prefix=prefix or f"test-{uuid.uuid4().hex[:10]}.",
+        timeout_s=20,
+    )
+
+
 @pytest.fixture(params=["embedded", "kafka"])
 def kit(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BusKit]:
     if request.param == "embedded":
@@ -75,14 +92,7 @@ def kit(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BusKit]:
         prefix = f"test-{uuid.uuid4().hex[:10]}."
 
         def make(partitions: int) -> Bus:
-            return KafkaBus(
-                bootstrap,
-                partitions=partitions,
-                replication=1,
-                extra=tuning,
-                topic_prefix=prefix,
-                timeout_s=20,
-            )
+            return kafka_bus(bootstrap, tuning, partitions, prefix)
 
     kit = BusKit(request.param, make)
     yield kit
@@ -305,14 +315,7 @@ def test_kafka_commits_in_on_revoke_and_survives_a_crash_inside_commit(
     commit() writes the positions record, then the group offset; here the record of offset
     8 is written and the offset commit never happens, so 5 and its metadata must stand.
     """
-    bus = KafkaBus(
-        kafka_bootstrap,
-        partitions=PARTITIONS,
-        replication=1,
-        extra=kafka_client_tuning,
-        topic_prefix=f"test-{uuid.uuid4().hex[:10]}.",
-        timeout_s=20,
-    )
+    bus = kafka_bus(kafka_bootstrap, kafka_client_tuning)
     try:
         owner, pt = SERIES[3]
         tp = (ROUTER.topic, partition_for(partition_key(owner, pt), PARTITIONS))
@@ -370,14 +373,7 @@ class HeldProduce:
 def test_a_send_caught_by_a_close_ends_stored_or_refused_never_waiting(
     kafka_bootstrap: str, kafka_client_tuning: dict[str, str]
 ) -> None:
-    bus = KafkaBus(
-        kafka_bootstrap,
-        partitions=PARTITIONS,
-        replication=1,
-        extra=kafka_client_tuning,
-        topic_prefix=f"test-{uuid.uuid4().hex[:10]}.",
-        timeout_s=20,
-    )
+    bus = kafka_bus(kafka_bootstrap, kafka_client_tuning)
     producer = bus.producer()
     producer.send([record(ROUTER.topic, "app-a", "web")]).result(timeout=20)
     pipe = bus.pipe()
