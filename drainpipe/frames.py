@@ -6,7 +6,9 @@ after the last frame is tolerated; anything else that breaks the framing raises
 `FramingError` naming the frame (counted from 1) and the byte offset where it starts,
 so that the ingress can answer 400 with a precise reason. A zero length is accepted and
 yields an empty message (the parser skips it as a bad header) rather than rejecting
-every other message of the body.
+every other message of the body. The usual body, one line per frame, is split by the
+compiled reader (drainpipe/_scan.c) when it is built, else by `_split_lines`; both give
+the same frames and leave any other body to `_split_octets`.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from __future__ import annotations
 from typing import Final
 
 import numpy as np
+
+from drainpipe.native import scan
 
 MAX_FRAME_BYTES: Final = 1 << 20  # 1 MiB: Logplex batches aim at ~100 KB in total
 MAX_PREFIX_DIGITS: Final = 7  # 1 MiB has 7 digits; a longer prefix cannot be honest
@@ -98,7 +102,7 @@ def split_frames(body: bytes) -> list[bytes]:
     followed by a space, a length above MAX_FRAME_BYTES, or a length that runs past the
     end of the body.
     """
-    fast = _split_lines(body)
+    fast = _split_lines(body) if scan is None else scan.split_lines(body)
     return fast if fast is not None else _split_octets(body)
 
 

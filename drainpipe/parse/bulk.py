@@ -1,5 +1,9 @@
 """Read the everyday router lines of a whole drain request at once, into numpy columns.
 
+The compiled reader (drainpipe/_scan.c, when built) reads them in one pass without a
+Python object per line. It leaves any body with a router line it does not read to the
+pattern below, which gives the same values (tests/test_native.py checks that).
+
 One compiled bytes pattern runs with `findall` over the joined frames, one match per
 line: the router's usual shape (the one `parse_router` reads with its fast pattern,
 after a Logplex header `<PRI>1 TIMESTAMP HOST heroku router MSGID`) captures the
@@ -22,6 +26,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
+from drainpipe.native import scan
 from drainpipe.parse.dyno import process_type
 from drainpipe.parse.syslog import parse_timestamp
 
@@ -207,6 +212,22 @@ def read_router(frames: list[bytes]) -> RouterColumns:
     if _ROUTER_NAME not in joined:  # no router line, so no need to look further
         return _no_requests(n)
     joined = joined_lines(frames, joined)
+    read = by_scan(joined, n)
+    return by_pattern(joined, n) if read is None else read
+
+
+def by_scan(joined: bytes, n: int) -> RouterColumns | None:
+    """`read_router` of n lines joined by `joined_lines`, with the compiled reader; None
+    when it is not built or leaves this body to the pattern."""
+    if scan is None:
+        return None
+    out = np.empty((6, n), np.int64)
+    dynos = scan.read_router(joined, n, out)
+    return None if dynos is None else _scanned(n, out, dynos)
+
+
+def by_pattern(joined: bytes, n: int) -> RouterColumns:
+    """`read_router` of n lines joined by `joined_lines`, with the compiled pattern."""
     found = (_ESCAPED if b"\\" in joined else _PLAIN).findall(joined)
     if len(found) != n:  # a match ran over a newline: no line is read in bulk
         return _no_requests(n)
@@ -248,6 +269,39 @@ def read_router(frames: list[bytes]) -> RouterColumns:
             column[request] for column in (rows, ts_ms, service_ms, status, code, pt_id)
         )
     return RouterColumns(rows, ts_ms, service_ms, status, code, pt_id, process_types, skipped, rest)
+
+
+def _scanned(n: int, out: IntArray, heads: list[bytes]) -> RouterColumns:
+    """RouterColumns of what the compiled reader wrote (see drainpipe/_scan.c)."""
+    ts_ms, service, status, code, head_id, flags = out
+    read = (flags & 1) != 0
+    if not read.any():
+        return _no_requests(n)
+    has_service = (flags & 2) != 0
+    request = read & ((status != 0) | has_service | ((flags & 4) != 0))
+    names: list[str] = []
+    ids = np.empty(len(heads), np.int64)
+    for h, head in enumerate(heads):
+        name = process_type(head.decode("utf-8", "replace")) if head else "web"
+        if name is not None and name not in names:
+            names.append(name)
+        ids[h] = -1 if name is None else names.index(name)
+    pt_id = ids[head_id] if len(heads) > 1 else np.full(n, ids[0] if len(heads) else -1)
+    request &= pt_id >= 0
+    skipped = int(np.count_nonzero(read & ~request))
+    rest = np.flatnonzero(~read).tolist()
+    rows = np.flatnonzero(request)
+    return RouterColumns(
+        rows,
+        ts_ms[rows],
+        np.where(has_service[rows], service[rows], np.nan),
+        status[rows],
+        code[rows],
+        pt_id[rows],
+        names,
+        skipped,
+        rest,
+    )
 
 
 def _no_requests(n: int) -> RouterColumns:
