@@ -6,9 +6,10 @@
  *       frames.split_frames's fast path (`_split_lines`): every frame one line ending in
  *       its only newline; None for any other body.
  *
- *   read_router(joined, n, out) -> list[bytes] | None
- *       parse.bulk's router pattern (`_PLAIN`) over n newline-terminated lines, writing
- *       six int64 rows of n into `out` (a writable C-contiguous buffer of 6*n int64):
+ *   read_router(frames, out) -> list[bytes] | None
+ *       parse.bulk's router pattern (`_PLAIN`) over the n frames as `joined_lines` makes
+ *       them lines, writing six int64 rows of n into `out` (a writable C-contiguous
+ *       buffer of 6*n int64):
  *       ts_ms, service, status, code, head id, flags (1 read, 2 has service, 4 has code).
  *       A line not in the router's usual shape gets flags 0 (left to the per-line parser),
  *       as the pattern's catch-all leaves it. Returns the distinct dyno heads (the dyno up
@@ -339,56 +340,61 @@ read_line(const char *p, const char *end, Request *r)
 static PyObject *
 read_router(PyObject *self, PyObject *args)
 {
-    Py_buffer in, out;
-    Py_ssize_t n;
-    if (!PyArg_ParseTuple(args, "y*nw*", &in, &n, &out))
+    PyObject *frames;
+    Py_buffer out;
+    if (!PyArg_ParseTuple(args, "O!w*", &PyList_Type, &frames, &out))
         return NULL;
     PyObject *result = NULL;
-    if (n < 0 || out.len != (Py_ssize_t)(6 * n * sizeof(int64_t))) {
-        PyErr_SetString(PyExc_ValueError, "read_router: out must hold 6*n int64");
+    Py_ssize_t n = PyList_GET_SIZE(frames);
+    if (out.len != (Py_ssize_t)(6 * n * sizeof(int64_t))) {
+        PyErr_SetString(PyExc_ValueError, "read_router: out must hold 6 * len(frames) int64");
         goto done;
     }
     int64_t *ts = (int64_t *)out.buf, *service = ts + n, *status = ts + 2 * n,
             *code = ts + 3 * n, *head_id = ts + 4 * n, *flags = ts + 5 * n;
     Head heads[MAX_HEADS];
     int nheads = 0;
-    const char *p = (const char *)in.buf, *end = p + in.len;
-    Py_ssize_t line = 0;
-    while (p < end) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        if (nl == NULL || line >= n)
-            goto fallback;
+    for (Py_ssize_t line = 0; line < n; line++) {
+        PyObject *frame = PyList_GET_ITEM(frames, line);
+        if (!PyBytes_Check(frame)) {
+            PyErr_SetString(PyExc_TypeError, "read_router: frames must be bytes");
+            goto done;
+        }
+        const char *p = PyBytes_AS_STRING(frame);
+        Py_ssize_t size = PyBytes_GET_SIZE(frame);
+        /* As parse.bulk.joined_lines makes lines of frames: a frame is its line with or
+         * without its newline at the end; one with a newline before its end is an
+         * empty line, which no router line is. */
+        const char *end = p + size;
+        if (size > 0 && end[-1] == '\n')
+            end--;
         Request r;
-        int got = read_line(p, nl, &r);
+        int got = memchr(p, '\n', (size_t)(end - p)) != NULL ? NOT_ROUTER : read_line(p, end, &r);
         if (got == UNREAD_ROUTER)
             goto fallback;
         if (got == NOT_ROUTER) {
             ts[line] = service[line] = status[line] = code[line] = head_id[line] = 0;
             flags[line] = 0;
-        } else {
-            int h = 0;
-            while (h < nheads &&
-                   (heads[h].len != r.head_len || memcmp(heads[h].at, r.head, r.head_len)))
-                h++;
-            if (h == nheads) {
-                if (nheads == MAX_HEADS)
-                    goto fallback;
-                heads[nheads].at = r.head;
-                heads[nheads].len = r.head_len;
-                nheads++;
-            }
-            ts[line] = r.ts;
-            service[line] = r.service;
-            status[line] = r.status;
-            code[line] = r.code;
-            head_id[line] = h;
-            flags[line] = r.flags;
+            continue;
         }
-        line++;
-        p = nl + 1;
+        int h = 0;
+        while (h < nheads &&
+               (heads[h].len != r.head_len || memcmp(heads[h].at, r.head, r.head_len)))
+            h++;
+        if (h == nheads) {
+            if (nheads == MAX_HEADS)
+                goto fallback;
+            heads[nheads].at = r.head;
+            heads[nheads].len = r.head_len;
+            nheads++;
+        }
+        ts[line] = r.ts;
+        service[line] = r.service;
+        status[line] = r.status;
+        code[line] = r.code;
+        head_id[line] = h;
+        flags[line] = r.flags;
     }
-    if (line != n)
-        goto fallback;
     result = PyList_New(nheads);
     if (result == NULL)
         goto done;
@@ -404,7 +410,6 @@ read_router(PyObject *self, PyObject *args)
 fallback:
     result = Py_NewRef(Py_None);
 done:
-    PyBuffer_Release(&in);
     PyBuffer_Release(&out);
     return result;
 }
@@ -412,7 +417,7 @@ done:
 static PyMethodDef methods[] = {
     {"split_lines", split_lines, METH_O, "Frames of a body of one-line frames, or None."},
     {"read_router", read_router, METH_VARARGS,
-     "Read the usual router lines of n joined lines into out; the dyno heads, or None."},
+     "Read the usual router lines among frames into out; the dyno heads, or None."},
     {NULL, NULL, 0, NULL},
 };
 

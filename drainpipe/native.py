@@ -20,7 +20,7 @@ class Scan(Protocol):
     def split_lines(self, body: bytes, /) -> list[bytes] | None: ...
 
     def read_router(
-        self, joined: bytes, n: int, out: npt.NDArray[np.int64], /
+        self, frames: list[bytes], out: npt.NDArray[np.int64], /
     ) -> list[bytes] | None: ...
 
 

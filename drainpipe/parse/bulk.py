@@ -207,22 +207,24 @@ def both(a: BoolArray | None, b: BoolArray | None) -> BoolArray | None:
 # <158>1 2026-11-21T10:00:00.123456+00:00 host heroku router - at=info method=GET path="/cart" host=shop.example.com request_id=8601b555-6a54-4f5c-9c7b-9d8c2bc4b9d0 fwd="1.2.3.4" dyno=web.1 connect=1ms service=22ms status=304 bytes=656 protocol=https  # noqa: E501
 def read_router(frames: list[bytes]) -> RouterColumns:
     """The requests of the usual router lines among `frames`, and the frames left over."""
+    read = by_scan(frames)
+    if read is not None:
+        return read
     n = len(frames)
     joined = b"".join(frames)
     if _ROUTER_NAME not in joined:  # no router line, so no need to look further
         return _no_requests(n)
-    joined = joined_lines(frames, joined)
-    read = by_scan(joined, n)
-    return by_pattern(joined, n) if read is None else read
+    return by_pattern(joined_lines(frames, joined), n)
 
 
-def by_scan(joined: bytes, n: int) -> RouterColumns | None:
-    """`read_router` of n lines joined by `joined_lines`, with the compiled reader; None
-    when it is not built or leaves this body to the pattern."""
+def by_scan(frames: list[bytes]) -> RouterColumns | None:
+    """`read_router` with the compiled reader; None when it is not built or leaves these
+    frames to the pattern."""
     if scan is None:
         return None
+    n = len(frames)
     out = np.empty((6, n), np.int64)
-    dynos = scan.read_router(joined, n, out)
+    dynos = scan.read_router(frames, out)
     return None if dynos is None else _scanned(n, out, dynos)
 
 
