@@ -6,6 +6,7 @@ import logging
 import signal
 import socket
 from collections.abc import Callable
+from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
@@ -14,13 +15,19 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from drainpipe.api import Api
-from drainpipe.ingress import Ingress
+from drainpipe.ingress import Ingress, Receive, Scope, Send
 from drainpipe.selfmetrics import SelfMetrics
 
 log = logging.getLogger(__name__)
 
 
-def app(metrics: SelfMetrics, ingress: Ingress | None = None, api: Api | None = None) -> Starlette:
+ASGIApp = Callable[[Scope, Receive, Send], Any]
+
+
+def app(metrics: SelfMetrics, ingress: Ingress | None = None, api: Api | None = None) -> ASGIApp:
+    """The routes of this process: POST /logs straight to the ingress, the rest through
+    Starlette (the API, /metrics, /healthz)."""
+
     async def own_metrics(_: Request) -> Response:
         return Response(metrics.render(), media_type="text/plain; version=0.0.4")
 
@@ -31,18 +38,30 @@ def app(metrics: SelfMetrics, ingress: Ingress | None = None, api: Api | None = 
         Route("/metrics", own_metrics, methods=["GET"]),
         Route("/healthz", health, methods=["GET"]),
     ]
-    if ingress is not None:
-        routes.append(Route("/logs", ingress.handle, methods=["POST"]))
     if api is not None:
         routes += [
             Route("/api/v1/apps/{name}/metrics/{metric}", api.metrics, methods=["GET"]),
             Route("/api/v1/apps/{name}/events", api.events, methods=["GET"]),
         ]
-    return Starlette(routes=routes)
+    others = Starlette(routes=routes)
+    if ingress is None:
+        return others
+
+    async def dispatch(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == "/logs":
+            if scope["method"] == "POST":
+                return await ingress(scope, receive, send)
+            response = PlainTextResponse(
+                "POST drain bodies to /logs\n", status_code=405, headers={"Allow": "POST"}
+            )
+            return await response(scope, receive, send)
+        return await others(scope, receive, send)
+
+    return dispatch
 
 
 def serve(
-    asgi: Starlette,
+    asgi: ASGIApp,
     on_stop: Callable[[], None],
     host: str = "127.0.0.1",
     port: int = 5000,

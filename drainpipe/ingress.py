@@ -12,9 +12,8 @@ import base64
 import binascii
 import logging
 import time
-
-from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any, Final
 
 from drainpipe import batch
 from drainpipe.acceptor import Acceptor
@@ -26,9 +25,18 @@ from drainpipe.selfmetrics import SelfMetrics
 
 log = logging.getLogger(__name__)
 
+# ASGI, spelled out: the drain endpoint is called by the server directly (see `http.app`),
+# without a framework's request and response objects, since it takes ~1,000 requests/s.
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
-def _basic_password(header: str | None) -> str | None:
-    if not header or header[:6].lower() != "basic ":
+_NO_CONTENT: Final = {"type": "http.response.start", "status": 204, "headers": []}
+_EMPTY: Final = {"type": "http.response.body", "body": b""}
+
+
+def _basic_password(header: bytes | None) -> str | None:
+    if not header or header[:6].lower() != b"basic ":
         return None
     try:
         decoded = base64.b64decode(header[6:].strip(), validate=True).decode()
@@ -36,6 +44,10 @@ def _basic_password(header: str | None) -> str | None:
         return None
     _, sep, password = decoded.partition(":")
     return password if sep else None
+
+
+class TooLarge(Exception):
+    """A body over the limit, found while it was being read."""
 
 
 class Ingress:
@@ -47,65 +59,92 @@ class Ingress:
         self.metrics = metrics
         self.config = config
 
-    def _answer(self, status: int, reason: str = "", detail: str = "") -> Response:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """POST /logs as an ASGI app."""
+        headers: dict[bytes, bytes] = dict(scope["headers"])  # names come lower-cased
+        status, reason, detail = await self._handle(headers, receive)
         self.metrics.requests.labels(str(status)).inc()
         if reason:
             self.metrics.rejected.labels(reason).inc()
         if status == 204:
-            return Response(status_code=204)
-        headers = {}
+            await send(_NO_CONTENT)
+            await send(_EMPTY)
+            return
+        body = (detail + "\n").encode()
+        extra: list[tuple[bytes, bytes]] = [
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"content-length", str(len(body)).encode()),
+        ]
         if status == 401:
-            headers["WWW-Authenticate"] = 'Basic realm="drainpipe drain"'
+            extra.append((b"www-authenticate", b'Basic realm="drainpipe drain"'))
         if status == 503:
-            headers["Retry-After"] = "1"
-        return PlainTextResponse(detail + "\n", status_code=status, headers=headers)
+            extra.append((b"retry-after", b"1"))
+        await send({"type": "http.response.start", "status": status, "headers": extra})
+        await send({"type": "http.response.body", "body": body})
 
-    async def handle(self, request: Request) -> Response:
-        password = _basic_password(request.headers.get("authorization"))
+    async def _body(self, receive: Receive) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.config.max_body_bytes:
+                raise TooLarge(
+                    f"body exceeds {self.config.max_body_bytes} bytes ({size} read so far)"
+                )
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    async def _handle(self, headers: dict[bytes, bytes], receive: Receive) -> tuple[int, str, str]:
+        """(status, reason counted when rejected, detail for the answer) of one request."""
+        password = _basic_password(headers.get(b"authorization"))
         app: App | None = None
         if password is not None:
             app = self.registry.by_drain_secret(password)
         if app is None:
-            return self._answer(
+            return (
                 401,
                 "unauthorized",
                 "drain credentials missing or unknown: use the drain_url from "
                 "`drainpipe apps create` (the password is the app's drain secret)",
             )
-        ctype = request.headers.get("content-type", "")
+        ctype = headers.get(b"content-type", b"").decode("latin-1")
         if ctype.split(";")[0].strip().lower() != "application/logplex-1":
-            return self._answer(
-                415, "content_type", f"Content-Type {ctype!r} is not application/logplex-1"
-            )
-        raw_count = request.headers.get("logplex-msg-count")
+            return 415, "content_type", f"Content-Type {ctype!r} is not application/logplex-1"
+        raw_count = headers.get(b"logplex-msg-count")
         try:
             msg_count = int(raw_count) if raw_count is not None else None
         except ValueError:
-            return self._answer(
-                400, "msg_count", f"Logplex-Msg-Count {raw_count!r} is not a number"
+            shown = raw_count.decode("latin-1") if raw_count is not None else ""
+            return 400, "msg_count", f"Logplex-Msg-Count {shown!r} is not a number"
+        length = headers.get(b"content-length", b"")
+        if length.isdigit() and int(length) > self.config.max_body_bytes:
+            return (
+                413,
+                "too_large",
+                f"body of {int(length)} bytes exceeds {self.config.max_body_bytes}",
             )
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > self.config.max_body_bytes:
-            return self._answer(
-                413, "too_large", f"body of {length} bytes exceeds {self.config.max_body_bytes}"
-            )
-        body = await request.body()
-        if len(body) > self.config.max_body_bytes:
-            return self._answer(
-                413, "too_large", f"body of {len(body)} bytes exceeds {self.config.max_body_bytes}"
-            )
+        try:
+            body = await self._body(receive)
+        except TooLarge as exc:
+            return 413, "too_large", str(exc)
         try:
             frames = split_frames(body)
         except FramingError as exc:
-            return self._answer(400, "framing", f"bad octet-counted framing: {exc}")
+            return 400, "framing", f"bad octet-counted framing: {exc}"
         if msg_count is not None and msg_count != len(frames):
-            return self._answer(
+            return (
                 400,
                 "msg_count",
                 f"Logplex-Msg-Count says {msg_count} messages "
                 f"but the body has {len(frames)} frames",
             )
-        frame_id = request.headers.get("logplex-frame-id", "")[:128] or None
+        frame_id = headers.get(b"logplex-frame-id", b"")[:128].decode("latin-1") or None
         parsed = batch.build(
             app.id, frames, int(time.time() * 1000), self.config.max_future_s * 1000
         )
@@ -113,14 +152,14 @@ class Ingress:
             fresh = await self.acceptor.accept(app.id, frame_id, parsed.records)
         except BusUnavailable as exc:
             log.warning("ingress.bus_unavailable", extra={"app": app.name, "error": str(exc)})
-            return self._answer(503, "bus_unavailable", f"not stored, retry: {exc}")
+            return 503, "bus_unavailable", f"not stored, retry: {exc}"
         if not fresh:
             self.metrics.duplicates.inc()
-            return self._answer(204)
+            return 204, "", ""
         for kind, n in parsed.lines.items():
             self.metrics.lines.labels(kind).inc(n)
         for reason, n in parsed.skipped.items():
             self.metrics.skipped.labels(reason).inc(n)
         if parsed.upstream_dropped:
             self.metrics.upstream_dropped.inc(parsed.upstream_dropped)
-        return self._answer(204)
+        return 204, "", ""

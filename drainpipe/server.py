@@ -16,8 +16,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from starlette.applications import Starlette
-
 from drainpipe import http, upkeep, workers
 from drainpipe.acceptor import LocalAcceptor
 from drainpipe.api import Api
@@ -65,7 +63,7 @@ class Pipeline:
         # One stop event per stage, set in data-flow order (see `stop`).
         self._stages: list[tuple[threading.Event, threading.Thread]] = []
 
-    def http_app(self) -> Starlette:
+    def http_app(self) -> http.ASGIApp:
         return http.app(self.metrics, self.ingress, self.api)
 
     def _spawn(self, name: str, target: Callable[[threading.Event], None]) -> None:

@@ -1,0 +1,147 @@
+"""The drain endpoint's answers, called as the HTTP server calls it (ASGI), on a real
+embedded bus and app registry."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import httpx
+import pytest
+
+from drainpipe import http
+from drainpipe.acceptor import LocalAcceptor
+from drainpipe.apps import NewApp, sqlite_registry
+from drainpipe.bus.embedded import EmbeddedBus
+from drainpipe.config import Config
+from drainpipe.ingress import Ingress
+from drainpipe.model import ROUTER
+from drainpipe.selfmetrics import SelfMetrics
+from tests import drains
+
+
+class Drain:
+    def __init__(self, tmp: Path, max_body_bytes: int = 8 << 20) -> None:
+        self.bus = EmbeddedBus(tmp / "bus")
+        self.registry = sqlite_registry(tmp / "apps.sqlite")
+        self.app: NewApp = self.registry.create("shop")
+        self.metrics = SelfMetrics()
+        config = replace(Config(), max_body_bytes=max_body_bytes)
+        ingress = Ingress(self.registry, LocalAcceptor(self.bus.producer()), self.metrics, config)
+        self.asgi = http.app(self.metrics, ingress)
+
+    def auth(self, secret: str | None = None) -> str:
+        token = base64.b64encode(f"d:{secret or self.app.drain_secret}".encode()).decode()
+        return f"Basic {token}"
+
+    def post(
+        self, body: bytes | AsyncIterator[bytes], count: int, **headers: str
+    ) -> httpx.Response:
+        async def go() -> httpx.Response:
+            transport = httpx.ASGITransport(app=self.asgi)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                return await client.post(
+                    "/logs",
+                    content=body,
+                    headers={
+                        "Content-Type": "application/logplex-1",
+                        "Logplex-Msg-Count": str(count),
+                        "Authorization": self.auth(),
+                        **{k.replace("_", "-"): v for k, v in headers.items()},
+                    },
+                )
+
+        return asyncio.run(go())
+
+    def close(self) -> None:
+        self.registry.close()
+        self.bus.close()
+
+
+@pytest.fixture
+def drain(tmp_path: Path) -> Iterator[Drain]:
+    d = Drain(tmp_path)
+    yield d
+    d.close()
+
+
+LINES = [drains.router(1_795_255_200_042 + i, 5 + i, 200) for i in range(3)]
+
+
+def test_a_good_body_is_stored_and_answered_204(drain: Drain) -> None:
+    resp = drain.post(drains.body(LINES), 3)
+    assert (resp.status_code, resp.content) == (204, b"")
+    assert len(drain.bus.tail(ROUTER.topic)) == 1
+
+
+def test_a_body_sent_in_chunks_is_read_whole(drain: Drain) -> None:
+    body = drains.body(LINES)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for i in range(0, len(body), 7):
+            yield body[i : i + 7]
+
+    assert drain.post(chunks(), 3).status_code == 204
+    assert len(drain.bus.tail(ROUTER.topic)) == 1
+
+
+def test_unknown_credentials_are_401_with_a_challenge(drain: Drain) -> None:
+    resp = drain.post(drains.body(LINES), 3, Authorization=drain.auth("wrong"))
+    assert resp.status_code == 401
+    assert resp.headers["www-authenticate"] == 'Basic realm="drainpipe drain"'
+    assert "drain_url" in resp.text
+    assert drain.bus.tail(ROUTER.topic) == []
+
+
+def test_a_body_over_the_limit_is_413_whether_announced_or_not(tmp_path: Path) -> None:
+    drain = Drain(tmp_path, max_body_bytes=100)
+    try:
+        body = drains.body(LINES)
+        resp = drain.post(body, 3)
+        assert resp.status_code == 413 and f"body of {len(body)} bytes exceeds 100" in resp.text
+
+        async def unannounced() -> AsyncIterator[bytes]:  # chunked: no Content-Length
+            yield body
+
+        resp = drain.post(unannounced(), 3)
+        assert resp.status_code == 413 and "body exceeds 100 bytes" in resp.text
+        assert drain.bus.tail(ROUTER.topic) == []
+    finally:
+        drain.close()
+
+
+@pytest.mark.parametrize(
+    ("headers", "status", "says"),
+    [
+        ({"Content-Type": "text/plain"}, 415, "is not application/logplex-1"),
+        ({"Logplex-Msg-Count": "three"}, 400, "'three' is not a number"),
+        ({"Logplex-Msg-Count": "2"}, 400, "says 2 messages but the body has 3 frames"),
+    ],
+)
+def test_bad_requests_say_what_is_wrong(
+    drain: Drain, headers: dict[str, str], status: int, says: str
+) -> None:
+    resp = drain.post(drains.body(LINES), 3, **headers)
+    assert resp.status_code == status and says in resp.text
+    assert resp.headers["content-type"].startswith("text/plain")
+    assert drain.bus.tail(ROUTER.topic) == []
+
+
+def test_a_closed_bus_is_503_with_retry_after(drain: Drain) -> None:
+    drain.bus.close()
+    resp = drain.post(drains.body(LINES), 3)
+    assert resp.status_code == 503 and resp.headers["retry-after"] == "1"
+
+
+def test_other_methods_on_logs_are_405_and_other_paths_still_route(drain: Drain) -> None:
+    async def go() -> tuple[httpx.Response, httpx.Response]:
+        transport = httpx.ASGITransport(app=drain.asgi)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            return await client.get("/logs"), await client.get("/healthz")
+
+    logs, health = asyncio.run(go())
+    assert logs.status_code == 405 and logs.headers["allow"] == "POST"
+    assert (health.status_code, health.text) == (200, "ok\n")
