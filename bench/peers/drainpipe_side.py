@@ -3,8 +3,9 @@
 The end-to-end run posts every drain body of the file exactly once (Logplex headers and
 framing, over --connections keep-alive connections taking the next body of the file in
 turn), counts only 204s (fsynced in the embedded log), then reads the per-minute
-answers back from the API once every line is visible. The request loop is bench/ingest.py's
-`client` made to send a fixed list once instead of cycling for a fixed time.
+answers back from the API once every line is visible. Requests are prebuilt and sent
+with bench.drain_client, as bench.ingest does, each body once instead of cycling for a
+fixed time.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from multiprocessing.synchronize import Event as EventType
 from pathlib import Path
 from typing import Any
 
+from bench.drain_client import DrainClient, logplex_request
 from bench.peers import data, proc
 from drainpipe import batch
 from tests import drains
@@ -75,8 +77,7 @@ def parse_on_one_core(
 
 def _client(
     url: str,
-    auth: list[str],
-    bodies: list[tuple[int, bytes, int]],
+    requests: list[tuple[bytes, int]],
     next_body: Synchronized[int],
     go: EventType,
     deadline: float,
@@ -84,34 +85,20 @@ def _client(
 ) -> None:
     """POST bodies in file order, each once: the next one not yet taken by any client, so
     the requests in flight are always the next few of the file (a client on a busier
-    HTTP worker just takes fewer), as they must be for the rollup's 5-minute lateness."""
-    host, port = url.removeprefix("http://").split(":")
-    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    HTTP worker just takes fewer), as they must be for the rollup's 5-minute lateness.
+    `requests` are the prebuilt requests (bench.drain_client) and their line counts."""
+    conn = DrainClient(url)
     ok = bad = 0
     go.wait(60)
     while time.time() < deadline:
         with next_body.get_lock():
             i = next_body.value
             next_body.value += 1
-        if i >= len(bodies):
+        if i >= len(requests):
             break
-        app, body, count = bodies[i]
+        request, count = requests[i]
         for _ in range(3):  # Logplex tries a frame 3 times on 429/5xx
-            conn.request(
-                "POST",
-                "/logs",
-                body=body,
-                headers={
-                    "Content-Type": "application/logplex-1",
-                    "Logplex-Msg-Count": str(count),
-                    "Logplex-Frame-Id": hashlib.md5(body).hexdigest(),
-                    "Authorization": auth[app],
-                    "User-Agent": "Logplex/v123",
-                },
-            )
-            resp = conn.getresponse()
-            resp.read()
-            if resp.status == 204:
+            if conn.send(request) == 204:
                 ok += count
                 break
             bad += 1
@@ -183,12 +170,15 @@ def end_to_end(
         try:
             pid = server.proc.pid
             deadline = time.time() + timeout_s
+            host = server.url.removeprefix("http://")
+            requests = [
+                (logplex_request(host, body, count, auth[a], hashlib.md5(body).hexdigest()), count)
+                for a, body, count in bodies
+            ]
             q: mp.Queue[tuple[int, int]] = mp.Queue()
             next_body, go = mp.Value("l", 0), mp.Event()
             clients = [
-                mp.Process(
-                    target=_client, args=(server.url, auth, bodies, next_body, go, deadline, q)
-                )
+                mp.Process(target=_client, args=(server.url, requests, next_body, go, deadline, q))
                 for _ in range(connections)
             ]
             for c in clients:
