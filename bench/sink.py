@@ -13,6 +13,12 @@ streams:
   batch and writes only the newest.
 - `distinct`: N summaries of N different keys, each a new row; the worst case, where
   every message is a row to upsert.
+
+Each run also notes the bench process's CPU time per summary while the sink drains the
+backlog (the sink's threads and the bus client's are all that run in it then). With
+`--bus kafka`, each run then measures the broker's ceiling on the same backlog: a bare
+confluent-kafka consumer in a fresh group that only counts the messages, timed from the
+first message to the last; the sink's rate is also given as a fraction of it.
 """
 
 from __future__ import annotations
@@ -26,8 +32,10 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
+import confluent_kafka
 import numpy as np
 import psycopg
 
@@ -129,10 +137,12 @@ class TimedSink(SinkWorker):
         super().__init__(bus, store, SelfMetrics())
         self.expected, self.stop = expected, stop
         self.assigned_at = self.done_at = 0.0
+        self.cpu_at_assign = self.cpu_at_done = 0.0  # process CPU time at those moments
         self.stored = 0
 
     def _on_assign(self, assigned: Mapping[TopicPartition, Position]) -> None:
-        self.assigned_at = self.assigned_at or time.perf_counter()
+        if not self.assigned_at:
+            self.assigned_at, self.cpu_at_assign = time.perf_counter(), time.process_time()
         super()._on_assign(assigned)
 
     def _write(
@@ -140,14 +150,20 @@ class TimedSink(SinkWorker):
     ) -> Outcome:
         outcome = super()._write(batch, summaries, stop)
         self.stored += len(batch.messages)
-        if self.stored >= self.expected:
-            self.done_at = time.perf_counter()
+        if self.stored >= self.expected and not self.done_at:
+            self.done_at, self.cpu_at_done = time.perf_counter(), time.process_time()
             self.stop.set()
         return outcome
 
 
-def run_once(recs: list[OutRecord], store: Store, bus: Bus) -> float:
-    """Summaries/s from the sink's partition assignment until all of recs are stored."""
+@dataclass(frozen=True)
+class SinkRun:
+    rate: float  # summaries/s from the sink's partition assignment until all are stored
+    cpu_us: float  # CPU time of this process over that interval, per summary
+
+
+def run_once(recs: list[OutRecord], store: Store, bus: Bus) -> SinkRun:
+    """Put recs on the bus, then time a sink storing all of them."""
     for i in range(0, len(recs), 5000):
         bus.producer().send(recs[i : i + 5000]).result()
     stop = threading.Event()
@@ -157,7 +173,64 @@ def run_once(recs: list[OutRecord], store: Store, bus: Bus) -> float:
     thread.join(timeout=600)
     if not worker.done_at:
         raise RuntimeError(f"the sink stored {worker.stored} of {len(recs)} summaries in 600 s")
-    return len(recs) / (worker.done_at - worker.assigned_at)
+    return SinkRun(
+        len(recs) / (worker.done_at - worker.assigned_at),
+        (worker.cpu_at_done - worker.cpu_at_assign) / len(recs) * 1e6,
+    )
+
+
+@dataclass(frozen=True)
+class Ceiling:
+    rate: float  # messages/s from the first message to the last
+    cpu_us: float  # CPU time of this process over that interval, per message
+    from_assign: float  # messages/s from the partition assignment to the last, as the sink
+
+
+def kafka_ceiling(bootstrap: str, topics: list[str], expected: int) -> Ceiling:
+    """A bare consumer in a fresh group that only counts the messages of topics until it
+    has `expected` of them: the rate the broker serves this backlog to one consumer.
+
+    librdkafka's defaults, without CLIENT_TUNING: Tansu then holds the join for half the
+    45 s session timeout (~23 s a run, before the first message, so outside the timing)."""
+    consumer = confluent_kafka.Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"bench-ceiling-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    assigned_at = 0.0
+
+    def on_assign(c: confluent_kafka.Consumer, parts: list[confluent_kafka.TopicPartition]) -> None:
+        nonlocal assigned_at
+        assigned_at = assigned_at or time.perf_counter()
+
+    consumer.subscribe(topics, on_assign=on_assign)
+    try:
+        deadline = time.monotonic() + 600
+        count = 0
+        while not count:  # one message at a time until the first one, to time from it
+            if time.monotonic() > deadline:
+                raise RuntimeError("the ceiling consumer got no message in 600 s")
+            m = consumer.poll(1.0)
+            if m is not None and m.error() is None:
+                count = 1
+        first, cpu_first = time.perf_counter(), time.process_time()
+        while count < expected:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the ceiling consumer got {count} of {expected} in 600 s")
+            # Never ask for more than are left: consume(n, t) waits for n messages or t s.
+            got = consumer.consume(min(10_000, expected - count), 1.0)
+            count += sum(m.error() is None for m in got)
+        last, cpu_last = time.perf_counter(), time.process_time()
+    finally:
+        consumer.close()
+    return Ceiling(
+        (count - 1) / (last - first),
+        (cpu_last - cpu_first) / (count - 1) * 1e6,
+        count / (last - assigned_at),
+    )
 
 
 def make_bus(kind: str, tmp: Path, bootstrap: str) -> Bus:
@@ -198,7 +271,10 @@ def main() -> None:
         f"keys ({len(recs) / rows:.1f} versions per key), "
         f"{sum(len(r.value) for r in recs) / len(recs):,.0f} bytes per summary"
     )
-    out: dict[str, list[float]] = {"postgresql": [], "sqlite": []}
+    stores = ("postgresql", "sqlite")
+    out: dict[str, list[SinkRun]] = {k: [] for k in stores}
+    ceilings: dict[str, list[Ceiling]] = {k: [] for k in stores}
+    topics = sorted({r.topic for r in recs})
     broker = None
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "")
     if args.bus == "kafka" and not bootstrap:
@@ -213,6 +289,8 @@ def main() -> None:
             bus = make_bus(args.bus, Path(tmp), bootstrap)
             try:
                 out["postgresql"].append(run_once(recs, pg, bus))
+                if args.bus == "kafka":
+                    ceilings["postgresql"].append(ceiling_of(bus, bootstrap, topics, len(recs)))
             finally:
                 bus.close()
                 pg.close()
@@ -222,16 +300,43 @@ def main() -> None:
             bus = make_bus(args.bus, Path(tmp), bootstrap)
             try:
                 out["sqlite"].append(run_once(recs, lite, bus))
+                if args.bus == "kafka":
+                    ceilings["sqlite"].append(ceiling_of(bus, bootstrap, topics, len(recs)))
             finally:
                 bus.close()
                 lite.close()
     if broker is not None:
         broker.stop()
-    for store, rates in out.items():
+    summary: dict[str, float] = {}
+    for store, sink_runs in out.items():
+        rates = [r.rate for r in sink_runs]
+        cpu = statistics.median(r.cpu_us for r in sink_runs)
+        summary[store] = round(statistics.median(rates))
+        summary[f"{store}_cpu_us"] = round(cpu, 2)
         print(
-            f"  {store:10s} median {statistics.median(rates):>9,.0f} summaries/s  "
-            f"(runs: {', '.join(f'{r:,.0f}' for r in rates)})"
+            f"  {store:10s} sink    median {statistics.median(rates):>9,.0f} summaries/s  "
+            f"(runs: {runs_text(rates)})"
         )
+        print(
+            f"  {'':10s} sink CPU median {cpu:.2f} us/summary, so {1e6 / cpu:,.0f}/s on one "
+            f"core (runs: {', '.join(f'{r.cpu_us:.2f}' for r in sink_runs)})"
+        )
+        if ceilings[store]:
+            ceiling = [c.rate for c in ceilings[store]]
+            ratios = [r.rate / c.rate for r, c in zip(sink_runs, ceilings[store], strict=True)]
+            summary[f"{store}_ceiling"] = round(statistics.median(ceiling))
+            summary[f"{store}_ratio"] = round(statistics.median(ratios), 3)
+            from_assign = [c.from_assign for c in ceilings[store]]
+            print(
+                f"  {'':10s} ceiling median {statistics.median(ceiling):>9,.0f} messages/s  "
+                f"(runs: {runs_text(ceiling)}), first message to last; from assignment "
+                f"{statistics.median(from_assign):,.0f}; its CPU median "
+                f"{statistics.median(c.cpu_us for c in ceilings[store]):.2f} us/message"
+            )
+            print(
+                f"  {'':10s} sink/ceiling median {statistics.median(ratios):.2f}  "
+                f"(runs: {', '.join(f'{r:.2f}' for r in ratios)})"
+            )
     print(
         json.dumps(
             {
@@ -240,10 +345,22 @@ def main() -> None:
                 "bus": args.bus,
                 "summaries": len(recs),
                 "rows": rows,
-                **{k: round(statistics.median(v)) for k, v in out.items()},
+                **summary,
             }
         )
     )
+
+
+def ceiling_of(bus: Bus, bootstrap: str, topics: list[str], expected: int) -> Ceiling:
+    """`kafka_ceiling` on the Kafka topics of the bus's names."""
+    from drainpipe.bus.kafka import KafkaBus
+
+    assert isinstance(bus, KafkaBus)
+    return kafka_ceiling(bootstrap, [bus.topic(t) for t in topics], expected)
+
+
+def runs_text(values: list[float]) -> str:
+    return ", ".join(f"{v:,.0f}" for v in values)
 
 
 if __name__ == "__main__":

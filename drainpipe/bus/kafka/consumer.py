@@ -66,6 +66,7 @@ class KafkaConsumer:
         )
         self._positions = _PositionsReader(bus, self._group_id)
         self._known: dict[TopicPartition, _Committed] = {}  # Kafka topic names
+        self._names: dict[str | None, str] = {}  # Kafka topic -> model name, for poll
         self._with_metadata: set[TopicPartition] = set()
         self._lost: frozenset[TopicPartition] = frozenset()
         self._failed: BaseException | None = None
@@ -188,7 +189,13 @@ class KafkaConsumer:
             got = self._consumer.consume(1, timeout_s)
             if got and max_messages > 1:
                 got += self._consumer.consume(max_messages - 1, 0)
+        # The loop runs once per message: names bound locally, each Kafka topic's name looked
+        # up in a dict, and the Message built with tuple.__new__, which skips the Python
+        # frame of the named tuple's __new__ (same object, under half the cost).
         out: list[Message] = []
+        append = out.append
+        names = self._names
+        new = tuple.__new__
         for m in got:
             err = m.error()
             if err is not None:
@@ -201,14 +208,22 @@ class KafkaConsumer:
                     continue
                 where = f"{m.topic()}[{m.partition()}]"
                 raise BusUnavailable(f"group {self._group_id}: Kafka error on {where}: {err.str()}")
-            topic, partition, offset = m.topic(), m.partition(), m.offset()
-            assert topic is not None and partition is not None and offset is not None
-            out.append(
-                Message(
-                    self._bus.logical(topic), partition, offset, m.key() or b"", m.value() or b""
-                )
+            topic = m.topic()
+            try:
+                name = names[topic]
+            except KeyError:
+                name = self._name_of(topic)
+            # A message without an error has its topic, partition and offset.
+            append(
+                new(Message, (name, m.partition(), m.offset(), m.key() or b"", m.value() or b""))
             )
         return out
+
+    def _name_of(self, topic: str | None) -> str:
+        """The `model` name of a consumed message's Kafka topic, remembered for the next."""
+        assert topic is not None
+        name = self._names[topic] = self._bus.logical(topic)
+        return name
 
     # -- committing -------------------------------------------------------------------
     def commit(self, positions: Mapping[TopicPartition, Position]) -> None:
