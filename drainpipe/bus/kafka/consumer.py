@@ -62,6 +62,10 @@ class KafkaConsumer:
                 "enable.auto.offset.store": False,
                 "auto.offset.reset": "earliest",
                 "enable.partition.eof": False,
+                # A consumer working through a backlog fills its local queue; by default
+                # librdkafka then stops fetching for a whole second, and the queue runs
+                # dry long before that second ends.
+                "fetch.queue.backoff.ms": 20,
             }
         )
         self._positions = _PositionsReader(bus, self._group_id)
