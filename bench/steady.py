@@ -188,6 +188,16 @@ class Probe:
     delay_s: float | None = None
 
 
+def fresh_max_by_minute(probes: list[Probe]) -> dict[str, float]:
+    """The largest freshness of the probes of each minute ("HH:MM" UTC)."""
+    out: dict[str, float] = {}
+    for p in probes:
+        if p.delay_s is not None and p.delay_s != math.inf:
+            minute = time.strftime("%H:%M", time.gmtime(p.minute_ms / 1000))
+            out[minute] = round(max(out.get(minute, 0.0), p.delay_s), 3)
+    return out
+
+
 class Prober:
     """Sends a one-line body to the probe app every `every_s`; one poller resolves them."""
 
@@ -380,6 +390,8 @@ def run_once(args: argparse.Namespace, run: int) -> dict[str, Any]:
         "final_rss_mb": round(final_rss_kb / 1024, 1),
         "peak_pss_mb": round(mem.peak_pss_kb / 1024, 1),
         "final_pss_mb": round(final_pss_kb / 1024, 1),
+        # By the probes' minute (UTC), to see what settling an hour does to freshness.
+        "fresh_max_s_by_minute": fresh_max_by_minute(prober.probes),
         "rss_mb_each_minute": [
             round(rss / 1024, 1) for t, rss, _ in mem.samples if (t - t_traffic) % 60 < SAMPLE_S
         ],
