@@ -24,6 +24,7 @@ first message to the last; the sink's rate is also given as a fraction of it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import os
@@ -32,7 +33,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -236,6 +237,28 @@ def kafka_ceiling(bootstrap: str, topics: list[str], expected: int) -> Ceiling:
     )
 
 
+@contextlib.contextmanager
+def fresh_store(kind: str, tmp: Path) -> Iterator[Store]:
+    """An empty store: a new PostgreSQL database (dropped afterwards) or SQLite file."""
+    if kind == "sqlite":
+        lite = SqliteStore(tmp / f"{uuid.uuid4().hex[:6]}.sqlite")
+        try:
+            yield lite
+        finally:
+            lite.close()
+        return
+    name = f"dp_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(ADMIN, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    pg = PostgresStore([f"postgresql://postgres@127.0.0.1:5432/{name}"])
+    try:
+        yield pg
+    finally:
+        pg.close()
+        with psycopg.connect(ADMIN, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
 def make_bus(kind: str, tmp: Path, bootstrap: str) -> Bus:
     if kind == "embedded":
         return EmbeddedBus(tmp / f"bus-{uuid.uuid4().hex[:6]}", partitions=8)
@@ -288,29 +311,15 @@ def main() -> None:
         bootstrap = broker.start()
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(args.runs):
-            name = f"dp_bench_{uuid.uuid4().hex[:8]}"
-            with psycopg.connect(ADMIN, autocommit=True) as conn:
-                conn.execute(f"CREATE DATABASE {name}")
-            pg = PostgresStore([f"postgresql://postgres@127.0.0.1:5432/{name}"])
-            bus = make_bus(args.bus, Path(tmp), bootstrap)
-            try:
-                out["postgresql"].append(run_once(recs, pg, bus))
-                if args.bus == "kafka":
-                    ceilings["postgresql"].append(ceiling_of(bus, bootstrap, topics, len(recs)))
-            finally:
-                bus.close()
-                pg.close()
-                with psycopg.connect(ADMIN, autocommit=True) as conn:
-                    conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
-            lite = SqliteStore(Path(tmp) / f"{uuid.uuid4().hex[:6]}.sqlite")
-            bus = make_bus(args.bus, Path(tmp), bootstrap)
-            try:
-                out["sqlite"].append(run_once(recs, lite, bus))
-                if args.bus == "kafka":
-                    ceilings["sqlite"].append(ceiling_of(bus, bootstrap, topics, len(recs)))
-            finally:
-                bus.close()
-                lite.close()
+            for kind in stores:
+                with fresh_store(kind, Path(tmp)) as target:
+                    bus = make_bus(args.bus, Path(tmp), bootstrap)
+                    try:
+                        out[kind].append(run_once(recs, target, bus))
+                        if args.bus == "kafka":
+                            ceilings[kind].append(ceiling_of(bus, bootstrap, topics, len(recs)))
+                    finally:
+                        bus.close()
     if broker is not None:
         broker.stop()
     summary: dict[str, float] = {}
