@@ -12,7 +12,7 @@ import logging
 import threading
 from typing import TYPE_CHECKING
 
-from drainpipe import http, upkeep
+from drainpipe import http, native, upkeep
 from drainpipe.acceptor import LocalAcceptor
 from drainpipe.api import Api
 from drainpipe.apps import AppRegistry, postgres_registry
@@ -60,7 +60,14 @@ def run(role: str, config: Config) -> None:
         raise ValueError(f"unknown role {role!r}; roles: {', '.join(ROLES)}")
     config.require_scale(role)
     metrics = SelfMetrics()
-    log.info("drainpipe.role", extra={"role": role, "kafka": config.kafka_bootstrap})
+    log.info(
+        "drainpipe.role",
+        extra={
+            "role": role,
+            "kafka": config.kafka_bootstrap,
+            "compiled_readers": native.scan is not None,
+        },
+    )
     if role == "api":
         store = postgres_store(config)
         api = Api(registry(config), store)

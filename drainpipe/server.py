@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from drainpipe import http, upkeep, workers
+from drainpipe import http, native, upkeep, workers
 from drainpipe.acceptor import LocalAcceptor
 from drainpipe.api import Api
 from drainpipe.apps import sqlite_registry
@@ -116,7 +116,14 @@ def serve(config: Config) -> None:
     pipeline = Pipeline(config)
     pipeline.start_stages()
     if sock is None:
-        log.info("drainpipe.up", extra={"data_dir": str(config.data_dir), "workers": 0})
+        log.info(
+            "drainpipe.up",
+            extra={
+                "data_dir": str(config.data_dir),
+                "workers": 0,
+                "compiled_readers": native.scan is not None,
+            },
+        )
         http.serve(pipeline.http_app(), pipeline.stop, config.host, config.port)
         return
     run_dir = Path(tempfile.mkdtemp(prefix="drainpipe-"))  # short path: sun_path is 108 bytes
@@ -134,6 +141,7 @@ def serve(config: Config) -> None:
             "host": config.host,
             "port": config.port,
             "workers": config.workers,
+            "compiled_readers": native.scan is not None,
         },
     )
     try:
