@@ -1,5 +1,7 @@
 """Store upkeep on a schedule: settle hour tiers every half minute, drop old days hourly.
 
+Every half minute it also hands the process's freed heap back to the OS.
+
 Runs beside a sink (a thread of `drainpipe up`'s log owner, and of every `drainpipe sink`
 role process). Several sinks may run it at once against one PostgreSQL store: settling
 takes a per-shard advisory lock and retention is idempotent.
@@ -25,9 +27,12 @@ RETENTION_EVERY_S: Final = 3600.0
 
 
 def _return_freed_memory() -> None:
-    """Give the heap pages settling freed back to the OS (glibc's malloc_trim). Settling
-    an hour of 1,000 apps decodes ~30,000 summaries at a time, and without this the
-    process keeps ~15 MB more until its next large allocation."""
+    """Give freed heap pages back to the OS (glibc's malloc_trim), every pass. The
+    threads of a busy process (rollup, sink, its writer, the log) each fill and free
+    their own malloc arena; glibc keeps what they free, so without this a process's
+    RSS creeps up for as long as it runs, and settling an hour of 1,000 apps (~30,000
+    summaries decoded at a time) adds ~15 MB that stays until the next large
+    allocation."""
     with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to do
         ctypes.CDLL("libc.so.6").malloc_trim(0)
 
@@ -61,9 +66,9 @@ def run(
                     "store.hours_settled",
                     extra={"hours": settled, "seconds": round(time.monotonic() - t0, 3)},
                 )
-                _return_freed_memory()
         except Exception:
             # The tiers only speed reads up; a failure here must not stop the sink.
             log.exception("store.settle_failed")
+        _return_freed_memory()
         if stop.wait(SETTLE_EVERY_S):
             return
