@@ -50,6 +50,11 @@ class TooLarge(Exception):
     """A body over the limit, found while it was being read."""
 
 
+class Disconnected(Exception):
+    """The client left before its whole body came: nothing of it may be stored, since
+    Logplex sends the whole frame again and a stored part would make it a duplicate."""
+
+
 class Ingress:
     def __init__(
         self, registry: AppRegistry, acceptor: Acceptor, metrics: SelfMetrics, config: Config
@@ -62,7 +67,11 @@ class Ingress:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """POST /logs as an ASGI app."""
         headers: dict[bytes, bytes] = dict(scope["headers"])  # names come lower-cased
-        status, reason, detail = await self._handle(headers, receive)
+        try:
+            status, reason, detail = await self._handle(headers, receive)
+        except Disconnected:
+            self.metrics.rejected.labels("disconnected").inc()
+            return  # no one to answer
         self.metrics.requests.labels(str(status)).inc()
         if reason:
             self.metrics.rejected.labels(reason).inc()
@@ -88,7 +97,7 @@ class Ingress:
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
-                break
+                raise Disconnected
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.config.max_body_bytes:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, MutableMapping
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -145,3 +146,33 @@ def test_other_methods_on_logs_are_405_and_other_paths_still_route(drain: Drain)
     logs, health = asyncio.run(go())
     assert logs.status_code == 405 and logs.headers["allow"] == "POST"
     assert (health.status_code, health.text) == (200, "ok\n")
+
+
+def test_a_client_gone_mid_body_stores_nothing_and_gets_no_answer(drain: Drain) -> None:
+    """A stored part of a frame would turn Logplex's full retry into a duplicate."""
+    body = drains.body(LINES)
+    cut = body.index(b"\n") + 1  # the first frame whole, then the client leaves
+    incoming: list[MutableMapping[str, Any]] = [
+        {"type": "http.request", "body": body[:cut], "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    sent: list[MutableMapping[str, Any]] = []
+
+    async def receive() -> MutableMapping[str, Any]:
+        return incoming.pop(0)
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message)
+
+    headers = [
+        (b"content-type", b"application/logplex-1"),
+        (b"logplex-msg-count", b"3"),
+        (b"authorization", drain.auth().encode()),
+    ]
+    scope = {"type": "http", "method": "POST", "path": "/logs", "headers": headers}
+    asyncio.run(drain.asgi(scope, receive, send))
+    assert sent == []
+    assert drain.bus.tail(ROUTER.topic) == []
+    assert b'drainpipe_drain_batches_rejected_total{reason="disconnected"} 1.0' in (
+        drain.metrics.render()
+    )
