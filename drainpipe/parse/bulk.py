@@ -281,14 +281,8 @@ def _scanned(n: int, out: IntArray, heads: list[bytes]) -> RouterColumns:
         return _no_requests(n)
     has_service = (flags & 2) != 0
     request = read & ((status != 0) | has_service | ((flags & 4) != 0))
-    names: list[str] = []
-    ids = np.empty(len(heads), np.int64)
-    for h, head in enumerate(heads):
-        name = process_type(head.decode("utf-8", "replace")) if head else "web"
-        if name is not None and name not in names:
-            names.append(name)
-        ids[h] = -1 if name is None else names.index(name)
-    pt_id = ids[head_id] if len(heads) > 1 else np.full(n, ids[0] if len(heads) else -1)
+    ids, names, _ = _process_types(tuple(heads))  # of each distinct head
+    pt_id = ids[head_id]
     request &= pt_id >= 0
     skipped = int(np.count_nonzero(read & ~request))
     rest = np.flatnonzero(~read).tolist()
