@@ -155,6 +155,16 @@ def test_packing_keeps_every_bucket_and_count(wides: list[sketch.Sketch]) -> Non
         assert sketch.pack([p]) == [p]  # packing a packed sketch changes nothing
 
 
+@given(wide_sketches, st.integers(min_value=1, max_value=40))
+def test_packing_in_groups_gives_what_packing_all_at_once_gives(
+    wides: list[sketch.Sketch], group: int
+) -> None:
+    whole = sketch.pack(wides)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(sketch, "PACK_GROUP_BUCKETS", group)
+        assert sketch.pack(wides) == whole
+
+
 @given(values, values)
 def test_packed_sketches_merge_and_answer_like_wide_ones(a: list[float], b: list[float]) -> None:
     sa, sb = sketch.from_values(np.array(a)), sketch.from_values(np.array(b))

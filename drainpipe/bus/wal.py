@@ -23,6 +23,7 @@ import os
 import struct
 import threading
 import zlib
+from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +35,11 @@ log = logging.getLogger(__name__)
 HEAD = struct.Struct("<II")
 BODY = struct.Struct("<HHqI")
 SEGMENT_BYTES = 64 * 1024 * 1024
-INDEX_EVERY_BYTES = 256 * 1024
+# A partition gets an index entry (offset, position) at most once per this many bytes of
+# the whole log, so the index costs 16 bytes x partitions per 16 MB however the bytes are
+# shared: ~3 MB for a day at 6,000 lines/s over 64 partitions (44 GB of log). A consumer
+# that starts reads at most this much before its first record.
+INDEX_EVERY_BYTES = 16 * 1024 * 1024
 READ_CHUNK = 4 * 1024 * 1024
 
 
@@ -83,13 +88,19 @@ class Segment:
 class Wal:
     """Appends (one writer thread) and reads (any thread) of the shared log."""
 
-    def __init__(self, directory: Path, segment_bytes: int = SEGMENT_BYTES) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        segment_bytes: int = SEGMENT_BYTES,
+        index_every_bytes: int = INDEX_EVERY_BYTES,
+    ) -> None:
         self.dir = directory
         self.segment_bytes = segment_bytes
+        self.index_every_bytes = index_every_bytes
         directory.mkdir(parents=True, exist_ok=True)
         self.segments: list[Segment] = []
         self.next_offsets: dict[TopicPartition, int] = {}
-        self._index: dict[TopicPartition, tuple[list[int], list[int]]] = {}
+        self._index: dict[TopicPartition, tuple[array[int], array[int]]] = {}
         self._last_indexed: dict[TopicPartition, int] = {}
         self._lock = threading.Lock()
         self._recover()
@@ -164,8 +175,8 @@ class Wal:
         self.next_offsets[tp] = offset + 1
         seg.last_offsets[tp] = offset
         last = self._last_indexed.get(tp)
-        if last is None or pos - last >= INDEX_EVERY_BYTES:
-            offs, poss = self._index.setdefault(tp, ([], []))
+        if last is None or pos - last >= self.index_every_bytes:
+            offs, poss = self._index.setdefault(tp, (array("q"), array("q")))
             offs.append(offset)
             poss.append(pos)
             self._last_indexed[tp] = pos
@@ -251,7 +262,7 @@ class Wal:
     # -- reading (any thread) ---------------------------------------------------------
     def locate(self, tp: TopicPartition, offset: int) -> int:
         """A global position at or before the record (tp, offset)."""
-        offs, poss = self._index.get(tp, ([], []))
+        offs, poss = self._index.get(tp, (array("q"), array("q")))
         i = bisect.bisect_right(offs, offset) - 1
         with self._lock:
             first = self.segments[0].base

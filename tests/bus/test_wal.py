@@ -195,3 +195,30 @@ def test_topics_no_group_reads_are_dropped_by_age_alone(tmp_path: Path) -> None:
     assert len(bus.enforce_retention(3600, now=time.time() + 10_000)) == 1
     assert len(bus.wal.segments) == 1
     bus.close()
+
+
+def test_the_index_grows_with_the_log_not_with_partitions_times_the_log(tmp_path: Path) -> None:
+    """Each partition gets at most one entry per `index_every_bytes` of the whole log, and
+    `locate` still lands at most that far (plus one record) before any record."""
+    every = 4096
+    wal = Wal(tmp_path, segment_bytes=64 * 1024, index_every_bytes=every)
+    partitions = 16
+    where: dict[tuple[str, int, int], int] = {}
+    for i in range(3000):
+        p = i % partitions if i % 7 else 0  # partition 0 busier than the rest
+        pos = wal.end
+        write(wal, "A.v1", p, [bytes([i % 256]) * 40])
+        where[("A.v1", p, wal.next_offsets[("A.v1", p)] - 1)] = pos
+    total = wal.end
+    for reopened in (wal, Wal(tmp_path, segment_bytes=64 * 1024, index_every_bytes=every)):
+        for p in range(partitions):
+            offs, poss = reopened._index[("A.v1", p)]
+            assert len(offs) == len(poss) <= total // every + 1
+        for (topic, p, off), pos in where.items():
+            at = reopened.locate((topic, p), off)
+            assert pos - every - 100 <= at <= pos
+            seen = []
+            while at <= pos:
+                msgs, at = reopened.read(at, 512)
+                seen += [(m.partition, m.offset) for m in msgs]
+            assert (p, off) in seen
