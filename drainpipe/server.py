@@ -15,14 +15,13 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from drainpipe import http, native, upkeep, workers
+from drainpipe import native, upkeep, workers
 from drainpipe.acceptor import LocalAcceptor
-from drainpipe.api import Api
 from drainpipe.apps import sqlite_registry
 from drainpipe.bus.embedded import EmbeddedBus
 from drainpipe.config import Config
-from drainpipe.ingress import Ingress
 from drainpipe.logserver import LogServer
 from drainpipe.model import FRAMES_TOPIC
 from drainpipe.rollup.worker import RollupWorker
@@ -30,6 +29,9 @@ from drainpipe.selfmetrics import SelfMetrics
 from drainpipe.signals import until_signalled
 from drainpipe.sink import SinkWorker
 from drainpipe.store.sqlite import SqliteStore
+
+if TYPE_CHECKING:
+    from drainpipe.http import ASGIApp
 
 log = logging.getLogger(__name__)
 
@@ -56,15 +58,21 @@ class Pipeline:
         self.store = SqliteStore(c.store_path)
         self.registry = sqlite_registry(c.apps_path)
         self.acceptor = LocalAcceptor(self.bus.producer(), recent_frames(self.bus))
-        self.ingress = Ingress(self.registry, self.acceptor, self.metrics, c)
-        self.api = Api(self.registry, self.store)
         self.rollup = RollupWorker(self.bus, self.metrics, c.flush_interval_s, c.lateness_s)
         self.sink = SinkWorker(self.bus, self.store, self.metrics)
         # One stop event per stage, set in data-flow order (see `stop`).
         self._stages: list[tuple[threading.Event, threading.Thread]] = []
 
-    def http_app(self) -> http.ASGIApp:
-        return http.app(self.metrics, self.ingress, self.api)
+    def http_app(self) -> ASGIApp:
+        """The drain endpoint and API in this process (`--workers 0`). Imported here: an
+        owner with worker processes serves no HTTP, and uvicorn, Starlette and the API
+        would cost it ~5 MB of memory for nothing."""
+        from drainpipe import http
+        from drainpipe.api import Api
+        from drainpipe.ingress import Ingress
+
+        ingress = Ingress(self.registry, self.acceptor, self.metrics, self.config)
+        return http.app(self.metrics, ingress, Api(self.registry, self.store))
 
     def _spawn(self, name: str, target: Callable[[threading.Event], None]) -> None:
         stop = threading.Event()
@@ -124,6 +132,8 @@ def serve(config: Config) -> None:
                 "compiled_readers": native.scan is not None,
             },
         )
+        from drainpipe import http
+
         http.serve(pipeline.http_app(), pipeline.stop, config.host, config.port)
         return
     run_dir = Path(tempfile.mkdtemp(prefix="drainpipe-"))  # short path: sun_path is 108 bytes

@@ -18,7 +18,7 @@ never depends on whether settling has caught up, only its cost does.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -35,8 +35,9 @@ TIERS: Final = (600, 3600)  # seconds: 10 minutes, and the hour they make up
 SETTLE_AFTER_MS: Final = 7 * MINUTE_MS
 QUIET_MS: Final = MINUTE_MS
 
-# (period_s, start, end) -> the payloads of every series' rows of that period
-Reader = Callable[[int, int, int], Iterable[bytes]]
+# (period_s, start, end) -> the payloads of every series' rows of that period, handed
+# over in groups; every row of a series is in the same group.
+Reader = Callable[[int, int, int], Iterable[Sequence[bytes]]]
 Writer = Callable[[list[EncodedSummary]], None]
 
 
@@ -72,20 +73,28 @@ def merge_period(summaries: Iterable[Summary], period_s: int) -> list[Summary]:
 
 def _merged_reading(read: Reader, source_s: int, period_s: int, start_ms: int) -> list[bytes]:
     """Every series' source_s rows of [start_ms, start_ms + period_s) merged into one
-    period_s row each, encoded. The rows are read one source_s interval at a time and
-    merged into a running summary per series, so what is in memory is one interval's
-    rows and one summary per series, not the whole period's rows decoded (~70 MB for an
-    hour of 1,000 apps)."""
-    running: dict[tuple[str, str, str], Summary] = {}
-    for at in range(start_ms, start_ms + period_s * 1000, source_s * 1000):
-        for payload in read(source_s, at, at + source_s * 1000):
+    period_s row each, encoded. The reader hands the rows over a few series at a time,
+    so what is decoded at once is one group's rows, not the interval's: merging a running
+    summary per series, minute by minute, held ~8 MB decoded for 1,000 apps and took the
+    settling thread's heap ~12 MB higher (a whole interval's rows decoded: ~70 MB)."""
+    out: list[bytes] = []
+    done: set[tuple[str, str, str]] = set()
+    for group in read(source_s, start_ms, start_ms + period_s * 1000):
+        parts: dict[tuple[str, str, str], list[Summary]] = defaultdict(list)
+        for payload in group:
             s = codec.decode_summary(payload)
-            key = (s.owner, s.process_type, s.family)
-            have = running.get(key)
-            merged = accum.merged([s] if have is None else [have, s], start_ms, period_s)
-            if merged is not None:
-                running[key] = merged
-    return codec.encode_summaries(list(running.values()))
+            parts[s.owner, s.process_type, s.family].append(s)
+        merged = []
+        for key, summaries in parts.items():
+            if key in done:
+                # Two rows of one key would make the second overwrite the first.
+                raise ValueError(f"the store's reader split the rows of series {key} over groups")
+            done.add(key)
+            m = accum.merged(summaries, start_ms, period_s)
+            if m is not None:
+                merged.append(m)
+        out += codec.encode_summaries(merged)
+    return out
 
 
 def build(read: Reader, write: Writer, hour_ms: int) -> list[EncodedSummary]:

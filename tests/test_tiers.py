@@ -14,6 +14,8 @@ from hypothesis import strategies as st
 from drainpipe import accum, codec, downsample, tiers
 from drainpipe.model import MINUTE_MS, ROUTER, Summary
 from drainpipe.store import DAY_MS, Store, day_of
+from drainpipe.store import postgres as postgres_store
+from drainpipe.store import sqlite as sqlite_store
 from drainpipe.store.sqlite import SqliteStore
 from drainpipe.tiers import HOUR_MS, TIERS
 
@@ -139,6 +141,42 @@ def test_settling_builds_tier_rows_equal_to_merging_the_minutes(store: Store) ->
                 gs, ws = g.stats["service_ms"], w.stats["service_ms"]
                 assert (gs.count, gs.min, gs.max) == (ws.count, ws.min, ws.max)
                 assert math.isclose(gs.sum, ws.sum, rel_tol=1e-12)
+
+
+def test_settling_a_few_series_at_a_time_builds_the_same_rows(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each store hands settling its rows in groups (one owner, or one owner and family,
+    each); the tier rows are those of the test above."""
+    monkeypatch.setattr(sqlite_store, "SETTLE_GROUP", 1)
+    monkeypatch.setattr(postgres_store, "SETTLE_OWNERS", 1)
+    groups: list[int] = []
+    real = tiers._merged_reading
+
+    def counting(read: tiers.Reader, source_s: int, period_s: int, start_ms: int) -> list[bytes]:
+        def counted(*span: int) -> list[list[bytes]]:
+            got = [list(g) for g in read(*span)]
+            groups.append(len(got))
+            return got
+
+        return real(counted, source_s, period_s, start_ms)
+
+    monkeypatch.setattr(tiers, "_merged_reading", counting)
+    test_settling_builds_tier_rows_equal_to_merging_the_minutes(store)
+    assert max(groups) >= 2
+
+
+def test_a_reader_that_splits_a_series_over_groups_is_refused() -> None:
+    rows = [
+        codec.encode_summaries([minute("app-a", "web", H0 + m * MINUTE_MS, 10)])[0]
+        for m in range(2)
+    ]
+
+    def split(period_s: int, start_ms: int, end_ms: int) -> list[list[bytes]]:
+        return [[rows[0]], [rows[1]]]
+
+    with pytest.raises(ValueError, match="split the rows of series"):
+        tiers.build(split, lambda rows: None, H0)
 
 
 def test_a_late_write_unsettles_its_hour_until_it_is_built_again(store: Store) -> None:

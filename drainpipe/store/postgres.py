@@ -34,7 +34,7 @@ import re
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Final
 
 import psycopg
@@ -63,6 +63,7 @@ from drainpipe.store.shards import ShardRing
 log = logging.getLogger(__name__)
 
 COPY_ROWS: Final = 1024
+SETTLE_OWNERS: Final = 64  # owners whose rows are decoded at a time when settling
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
@@ -291,16 +292,23 @@ class PostgresStore:
         period_s: int,
         start_ms: int,
         end_ms: int,
-    ) -> list[bytes]:
-        rows = conn.execute(
-            shard.q(
-                "SELECT payload FROM {schema}.summaries"
-                " WHERE period_s = %s AND start_ms >= %s AND start_ms < %s"
-            ),
-            (period_s, start_ms, end_ms),
-            binary=True,
-        ).fetchall()
-        return [bytes(r[0]) for r in rows]
+    ) -> Iterator[list[bytes]]:
+        """Payloads of every series' rows of period_s starting in [start_ms, end_ms), a
+        group per SETTLE_OWNERS owners (`tiers.Reader`): one query each, not one a series."""
+        span = (period_s, start_ms, end_ms)
+        where = " WHERE period_s = %s AND start_ms >= %s AND start_ms < %s"
+        owners = [
+            r[0]
+            for r in conn.execute(
+                shard.q("SELECT DISTINCT owner FROM {schema}.summaries" + where), span
+            ).fetchall()
+        ]
+        query = shard.q("SELECT payload FROM {schema}.summaries" + where + " AND owner = ANY(%s)")
+        for i in range(0, len(owners), SETTLE_OWNERS):
+            rows = conn.execute(
+                query, (*span, owners[i : i + SETTLE_OWNERS]), binary=True
+            ).fetchall()
+            yield [bytes(r[0]) for r in rows]
 
     def read_events(self, owner: str, start_ms: int, end_ms: int) -> list[EventRecord]:
         if end_ms <= start_ms:

@@ -13,7 +13,7 @@ import sqlite3
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from drainpipe import codec, tiers
@@ -23,6 +23,7 @@ from drainpipe.model import EventRecord, Summary
 from drainpipe.store import DAY_MS, StoredEvent, day_name, day_of
 
 _TABLE = re.compile(r"^(summaries|events)_(\d{8})$")
+SETTLE_GROUP = 64  # (owner, family) pairs decoded at a time when settling
 
 
 class SqliteStore:
@@ -148,16 +149,29 @@ class SqliteStore:
             self._write_summaries(hours, settled=(hour, version))
         return len(due)
 
-    def _rows(self, period_s: int, start_ms: int, end_ms: int) -> list[bytes]:
-        """Payloads of every series' rows of period_s starting in [start_ms, end_ms), one day."""
+    def _rows(self, period_s: int, start_ms: int, end_ms: int) -> Iterator[list[bytes]]:
+        """Payloads of every series' rows of period_s starting in [start_ms, end_ms), one
+        day, grouped by (owner, family) up to SETTLE_GROUP of them at a time (`tiers.Reader`).
+        Each (owner, family) is its own primary-key range read."""
         table = self._tables("summaries", start_ms, start_ms + 1)
         if not table:
-            return []
-        rows = self._conn().execute(
-            f"SELECT payload FROM {table[0]} WHERE period_s = ? AND start_ms >= ? AND start_ms < ?",
-            (period_s, start_ms, end_ms),
+            return
+        conn = self._conn()
+        span = (period_s, start_ms, end_ms)
+        pairs = conn.execute(
+            f"SELECT DISTINCT owner, family FROM {table[0]}"
+            " WHERE period_s = ? AND start_ms >= ? AND start_ms < ?",
+            span,
+        ).fetchall()
+        query = (
+            f"SELECT payload FROM {table[0]}"
+            " WHERE owner = ? AND family = ? AND period_s = ? AND start_ms >= ? AND start_ms < ?"
         )
-        return [r[0] for r in rows]
+        for i in range(0, len(pairs), SETTLE_GROUP):
+            group: list[bytes] = []
+            for owner, family in pairs[i : i + SETTLE_GROUP]:
+                group += [r[0] for r in conn.execute(query, (owner, family, *span))]
+            yield group
 
     def write_events(self, events: Sequence[StoredEvent]) -> None:
         conn = self._conn()
