@@ -148,9 +148,13 @@ class TimedSink(SinkWorker):
         super()._on_assign(assigned)
 
     def _write(
-        self, batch: Batch, summaries: list[EncodedSummary], stop: threading.Event
+        self,
+        batch: Batch,
+        summaries: list[EncodedSummary],
+        stop: threading.Event,
+        give_up: float | None = None,
     ) -> Outcome:
-        outcome = super()._write(batch, summaries, stop)
+        outcome = super()._write(batch, summaries, stop, give_up)
         self.stored += len(batch.messages)
         if self.stored >= self.expected and not self.done_at:
             self.done_at, self.cpu_at_done = time.perf_counter(), time.process_time()

@@ -64,9 +64,10 @@ class Pipeline:
         self._stages: list[tuple[threading.Event, threading.Thread]] = []
 
     def http_app(self) -> ASGIApp:
-        """The drain endpoint and API in this process (`--workers 0`). Imported here: an
-        owner with worker processes serves no HTTP, and uvicorn, Starlette and the API
-        would cost it ~5 MB of memory for nothing."""
+        """The drain endpoint and API in this process (`--workers 0`); call it once.
+
+        Imported here: an owner with worker processes serves no HTTP, and uvicorn,
+        Starlette and the API would cost it ~5 MB of memory for nothing."""
         from drainpipe import http
         from drainpipe.api import Api
         from drainpipe.ingress import Ingress

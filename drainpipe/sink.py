@@ -2,9 +2,11 @@
 
 Positions are committed only after the store's transaction commits (or, on failure, after
 the batch is durable in its RETRY topic), so a crash replays the last batch, which the
-store's idempotent writes absorb. With no retry producer (the embedded default) a failed
-write is retried in place with backoff. The retry worker consumes RETRY topics and
-retries forever, so an outage of one store shard never blocks fresh data.
+store's idempotent writes absorb. When a rebalance takes partitions away, everything
+polled is stored and committed first, so the next member starts where this one stopped.
+With no retry producer (the embedded default) a failed write is retried in place with
+backoff. The retry worker consumes RETRY topics and retries forever, so an outage of one
+store shard never blocks fresh data.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ import enum
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 
 from drainpipe import codec
 from drainpipe.bus import Bus, Message, OutRecord, Position, Producer, TopicPartition
@@ -36,6 +39,7 @@ MAX_BATCH = 65536
 MAX_ROWS = 8192
 MAX_BACKOFF_S = 30.0
 MAX_BLOCK_S = 240.0  # under Kafka's default max.poll.interval.ms (300 s)
+REVOKE_BUDGET_S = 30.0  # to store what was polled before partitions move on
 
 
 class Outcome(enum.Enum):
@@ -118,9 +122,62 @@ class SinkWorker:
         self.topics = topics
         self.bus = bus
         self._consumer = bus.consumer(group)
+        # Run's state, here because a revoke (inside a poll) finishes it.
+        self._pending: tuple[Future[Outcome], Batch] | None = None
+        self._batch = Batch(metrics)
+        self._stop = threading.Event()
+        self._assigned: set[TopicPartition] = set()
+        self._committed: dict[TopicPartition, int] = {}  # offset, per assigned partition
+        self._revoked_in_poll = False
 
     def _on_assign(self, assigned: Mapping[TopicPartition, Position]) -> None:
+        self._assigned.update(assigned)
+        self._committed.update((tp, pos.offset) for tp, pos in assigned.items())
         log.info(f"{self.group}.assigned", extra={"partitions": len(assigned)})
+
+    def _on_revoke(self, revoked: Sequence[TopicPartition]) -> None:
+        """Store and commit everything polled so far before partitions go to another
+        member: it resumes at this commit. Committed later, the positions would overwrite
+        that member's progress with older ones (a replay), or be refused as going back
+        when the partitions come back to this member (a crash)."""
+        log.info(f"{self.group}.revoked", extra={"partitions": len(revoked)})
+        self._revoked_in_poll = True
+        pending, self._pending = self._pending, None
+        batch, self._batch = self._batch, Batch(self.metrics)
+        try:
+            # Bounded: the whole group waits for this member. What is not stored in time
+            # is not committed, and whoever gets the partitions reads it again.
+            give_up = time.monotonic() + REVOKE_BUDGET_S
+            if pending is not None:
+                future, done = pending
+                try:
+                    outcome = future.result(timeout=REVOKE_BUDGET_S)
+                except FutureTimeout:
+                    return
+                if outcome is not Outcome.STORED:
+                    return  # neither is committed: the batch after it must not pass it
+                self._commit(done.positions)
+            if batch.messages:
+                outcome = self._write(batch, batch.summaries(), self._stop, give_up)
+                if outcome is Outcome.STORED:
+                    self._commit(batch.positions)
+        finally:
+            for tp in revoked:
+                self._assigned.discard(tp)
+                self._committed.pop(tp, None)
+
+    def _commit(self, positions: Mapping[TopicPartition, Position]) -> None:
+        """Commit the positions that move forward. After a revoke gave a partition back to
+        this member, messages it had polled before are read again from the commit made
+        then; a batch of those must not take the partition back."""
+        ahead = {
+            tp: p
+            for tp, p in positions.items()
+            if tp in self._assigned and p.offset > self._committed.get(tp, -1)
+        }
+        if ahead:
+            self._consumer.commit(ahead)
+            self._committed.update((tp, p.offset) for tp, p in ahead.items())
 
     def run(self, stop: threading.Event) -> None:
         """Consume until stop is set and everything polled is stored and committed.
@@ -132,43 +189,55 @@ class SinkWorker:
         stored; a batch collected while the one before failed for good is dropped
         uncommitted and read again.
         """
-        self._consumer.subscribe(self.topics, self._on_assign)
+        self._stop = stop
+        self._pending, self._batch = None, Batch(self.metrics)
+        self._consumer.subscribe(self.topics, self._on_assign, self._on_revoke)
         writer = ThreadPoolExecutor(1, thread_name_prefix=f"{self.group}-writer")
-        pending: tuple[Future[Outcome], Batch] | None = None
-        batch = Batch(self.metrics)
         try:
             while True:
+                batch = self._batch
                 room = MAX_BATCH - len(batch.messages) if len(batch.latest) < MAX_ROWS else 0
                 if room > 0:
-                    # Short polls while a write is in flight, to notice it end.
-                    batch.add(self._consumer.poll(room, 0.01 if pending else 0.1))
-                if pending is not None:
-                    future, done = pending
+                    # Short polls while a write is in flight, to notice it end. A revoke
+                    # inside the poll stores and commits both batches and starts a new one.
+                    self._revoked_in_poll = False
+                    got = self._consumer.poll(room, 0.01 if self._pending else 0.1)
+                    if self._revoked_in_poll:
+                        # Messages fetched before the revoke came back with the poll; those
+                        # of partitions now elsewhere are the new owner's to read.
+                        got = [m for m in got if (m.topic, m.partition) in self._assigned]
+                    batch = self._batch
+                    batch.add(got)
+                if self._pending is not None:
+                    future, done = self._pending
                     if not future.done() and room > 0 and batch.messages:
                         continue
-                    pending = None
+                    self._pending = None
                     outcome = future.result()
                     if outcome is Outcome.STOPPED:
                         return
                     if outcome is Outcome.REJOIN:
                         # Kafka evicts a member that does not poll for max.poll.interval.ms;
                         # leave first and rejoin at the committed offset to retry the batch.
+                        self._batch = Batch(self.metrics)  # read again from the commit
                         self._consumer.close()
                         self._consumer = self.bus.consumer(self.group)
-                        self._consumer.subscribe(self.topics, self._on_assign)
-                        batch = Batch(self.metrics)  # read again from the commit
+                        self._consumer.subscribe(self.topics, self._on_assign, self._on_revoke)
                         continue
-                    self._consumer.commit(done.positions)
+                    self._commit(done.positions)
                 if batch.messages:
                     # Decoded here, not by the writer: the writer thread is the one to keep
                     # short when every message is a new key.
                     summaries = batch.summaries()
-                    pending = (writer.submit(self._write, batch, summaries, stop), batch)
-                    batch = Batch(self.metrics)
-                elif pending is None and stop.is_set():
+                    self._pending = (writer.submit(self._write, batch, summaries, stop), batch)
+                    self._batch = Batch(self.metrics)
+                elif self._pending is None and stop.is_set():
                     return  # stopped and caught up: what upstream flushed is stored
         finally:
             writer.shutdown(wait=True)  # a write in flight ends (stop cuts its retries short)
+            # Leaving revokes; nothing is left to commit on the ways out of the loop but
+            # an error, and after an error what was not committed is replayed.
+            self._pending, self._batch = None, Batch(self.metrics)
             self._consumer.close()
 
     def _store(self, summaries: list[EncodedSummary], events: list[StoredEvent]) -> None:
@@ -180,11 +249,17 @@ class SinkWorker:
         self.metrics.events_written.inc(len(events))
 
     def _write(
-        self, batch: Batch, summaries: list[EncodedSummary], stop: threading.Event
+        self,
+        batch: Batch,
+        summaries: list[EncodedSummary],
+        stop: threading.Event,
+        give_up: float | None = None,
     ) -> Outcome:
-        """Store (or park in RETRY), retrying in place with backoff; the caller commits."""
+        """Store (or park in RETRY), retrying in place with backoff until `give_up`
+        (monotonic; MAX_BLOCK_S from now by default); the caller commits."""
         backoff = 0.1
-        give_up = time.monotonic() + MAX_BLOCK_S
+        if give_up is None:
+            give_up = time.monotonic() + MAX_BLOCK_S
         while True:
             try:
                 self._store(summaries, batch.events)

@@ -90,6 +90,9 @@ def _merged_reading(read: Reader, source_s: int, period_s: int, start_ms: int) -
                 # Two rows of one key would make the second overwrite the first.
                 raise ValueError(f"the store's reader split the rows of series {key} over groups")
             done.add(key)
+            # In time order, whatever order the store gave: float sums then come out the
+            # same on every rebuild and in every store.
+            summaries.sort(key=lambda s: s.start_ms)
             m = accum.merged(summaries, start_ms, period_s)
             if m is not None:
                 merged.append(m)

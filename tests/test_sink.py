@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
+import confluent_kafka
 import pytest
+from confluent_kafka import TopicPartition as KafkaPartition
 
 from drainpipe import codec, sink
 from drainpipe.accum import new_summary
-from drainpipe.bus import Message, OutRecord, Position
+from drainpipe.bus import Message, OutRecord, Position, TopicPartition
 from drainpipe.bus.embedded import EmbeddedBus, EmbeddedConsumer
-from drainpipe.model import MINUTE_MS, ROUTER, Stat, summary_key
+from drainpipe.model import MINUTE_MS, ROUTER, Stat, partition_for, partition_key, summary_key
 from drainpipe.selfmetrics import SelfMetrics
 from drainpipe.store.postgres import PostgresStore
 from drainpipe.store.sqlite import SqliteStore
 from tests import pg_cluster
+from tests.bus.test_contract import kafka_bus
 
 T0 = 1_795_000_000_000 - 1_795_000_000_000 % MINUTE_MS
 
@@ -187,3 +191,86 @@ def test_a_batch_keeps_each_keys_last_version_and_counts_an_undecodable_one(
     assert batch.positions == {(ROUTER.summary_topic, 0): Position(7)}
     counted = f'drainpipe_bus_bad_messages_total{{topic="{ROUTER.summary_topic}"}} 1.0'
     assert counted in metrics.render().decode()
+
+
+def test_a_sink_whose_partitions_move_mid_write_commits_before_they_go(
+    tmp_path: Path, kafka_bootstrap: str, kafka_client_tuning: dict[str, str]
+) -> None:
+    """A second member joins while the first holds a write and a grown batch behind it.
+
+    The first stores and commits both in its revoke, before the other member is given
+    any partition, so neither member later commits over the other's progress (which
+    `commit` refuses as going back) and every key ends at its newest version.
+    """
+    bus = kafka_bus(kafka_bootstrap, kafka_client_tuning, partitions=4)
+    store = GatedStore(tmp_path / "store.sqlite")
+    crashed: list[BaseException] = []
+
+    def member(worker: sink.SinkWorker, stop: threading.Event) -> None:
+        try:
+            worker.run(stop)
+        except BaseException as exc:
+            crashed.append(exc)
+
+    members: list[tuple[threading.Event, threading.Thread]] = []
+    handed: list[dict[TopicPartition, Position]] = []  # the newcomer's assignments
+
+    class Newcomer(sink.SinkWorker):
+        def _on_assign(self, assigned: Mapping[TopicPartition, Position]) -> None:
+            handed.append(dict(assigned))
+            super()._on_assign(assigned)
+
+    def join(kind: type[sink.SinkWorker] = sink.SinkWorker) -> None:
+        stop = threading.Event()
+        worker = kind(bus, store, SelfMetrics())
+        t = threading.Thread(target=member, args=(worker, stop), daemon=True)
+        t.start()
+        members.append((stop, t))
+
+    try:
+        join()
+        bus.producer().send(versions(40, 1)).result(20)
+        assert store.entered.wait(30)  # the first write is held
+        bus.producer().send(versions(40, 2)).result(20)
+        time.sleep(1.0)  # polled into the next batch behind the held write
+        join(Newcomer)
+        # Give the newcomer time to take partitions and store them, as it could if the
+        # first member let them go before its held write had landed and been committed.
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and len(store.writes) < 2:
+            time.sleep(0.05)
+        store.gate.set()
+        bus.producer().send(versions(40, 3)).result(20)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not crashed:
+            got = [store.read_summaries(f"app{a}", "router", T0, T0 + MINUTE_MS) for a in range(40)]
+            if all(len(s) == 1 and s[0].n == 3 for s in got):
+                break
+            time.sleep(0.1)
+        for stop, _ in members:
+            stop.set()
+        for _, t in members:
+            t.join(30)
+        assert not crashed, crashed
+        assert not any(t.is_alive() for _, t in members), "a member did not stop"
+        # The first member committed versions 1 and 2 of the partitions it gave away
+        # before the newcomer got them: nothing of them is read twice.
+        per_partition = Counter(
+            partition_for(partition_key(f"app{a}", "web"), 4) for a in range(40)
+        )
+        assert handed and handed[0], "the newcomer was given no partition"
+        router = {p: pos for (t, p), pos in handed[0].items() if t == ROUTER.summary_topic}
+        assert router, handed
+        for partition, pos in router.items():
+            assert pos.offset >= per_partition[partition], router  # at least version 1
+        got = [store.read_summaries(f"app{a}", "router", T0, T0 + MINUTE_MS) for a in range(40)]
+        assert [s.n for (s,) in got] == [3] * 40
+        # The group's committed offsets, read without joining it.
+        probe = confluent_kafka.Consumer({**bus.config, "group.id": bus.group_id("sink")})
+        topic = bus.topic(ROUTER.summary_topic)
+        committed = probe.committed([KafkaPartition(topic, p) for p in range(4)], timeout=20)
+        probe.close()
+        assert sum(tp.offset for tp in committed) == 3 * 40, committed
+    finally:
+        store.close()
+        bus.close()

@@ -149,7 +149,7 @@ def test_settling_a_few_series_at_a_time_builds_the_same_rows(
     """Each store hands settling its rows in groups (one owner, or one owner and family,
     each); the tier rows are those of the test above."""
     monkeypatch.setattr(sqlite_store, "SETTLE_GROUP", 1)
-    monkeypatch.setattr(postgres_store, "SETTLE_OWNERS", 1)
+    monkeypatch.setattr(postgres_store, "SETTLE_ROWS", 1)
     groups: list[int] = []
     real = tiers._merged_reading
 

@@ -176,9 +176,10 @@ class Wal:
         seg.last_offsets[tp] = offset
         last = self._last_indexed.get(tp)
         if last is None or pos - last >= self.index_every_bytes:
-            offs, poss = self._index.setdefault(tp, (array("q"), array("q")))
-            offs.append(offset)
-            poss.append(pos)
+            with self._lock:  # readers bisect the index, retention cuts it
+                offs, poss = self._index.setdefault(tp, (array("q"), array("q")))
+                offs.append(offset)
+                poss.append(pos)
             self._last_indexed[tp] = pos
 
     def _fsync_dir(self) -> None:
@@ -250,11 +251,11 @@ class Wal:
                     break
                 seg = self.segments.pop(0)
                 first = self.segments[0].base
+                for offs, poss in self._index.values():
+                    cut = bisect.bisect_left(poss, first)
+                    del offs[:cut], poss[:cut]
             seg.path.unlink()
             dropped.append(seg.path)
-            for offs, poss in self._index.values():
-                cut = bisect.bisect_left(poss, first)
-                del offs[:cut], poss[:cut]
         if dropped:
             self._fsync_dir()
         return dropped
@@ -262,11 +263,11 @@ class Wal:
     # -- reading (any thread) ---------------------------------------------------------
     def locate(self, tp: TopicPartition, offset: int) -> int:
         """A global position at or before the record (tp, offset)."""
-        offs, poss = self._index.get(tp, (array("q"), array("q")))
-        i = bisect.bisect_right(offs, offset) - 1
         with self._lock:
             first = self.segments[0].base
-        return max(poss[i], first) if i >= 0 else first
+            offs, poss = self._index.get(tp, (array("q"), array("q")))
+            i = bisect.bisect_right(offs, offset) - 1
+            return max(poss[i], first) if i >= 0 else first
 
     def read(self, pos: int, max_bytes: int = READ_CHUNK) -> tuple[list[Message], int]:
         """Whole records from pos, up to the durable end; and where to read next."""

@@ -63,7 +63,7 @@ from drainpipe.store.shards import ShardRing
 log = logging.getLogger(__name__)
 
 COPY_ROWS: Final = 1024
-SETTLE_OWNERS: Final = 64  # owners whose rows are decoded at a time when settling
+SETTLE_ROWS: Final = 2048  # rows decoded at a time when settling (whole owners)
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
@@ -293,22 +293,32 @@ class PostgresStore:
         start_ms: int,
         end_ms: int,
     ) -> Iterator[list[bytes]]:
-        """Payloads of every series' rows of period_s starting in [start_ms, end_ms), a
-        group per SETTLE_OWNERS owners (`tiers.Reader`): one query each, not one a series."""
-        span = (period_s, start_ms, end_ms)
-        where = " WHERE period_s = %s AND start_ms >= %s AND start_ms < %s"
-        owners = [
-            r[0]
-            for r in conn.execute(
-                shard.q("SELECT DISTINCT owner FROM {schema}.summaries" + where), span
-            ).fetchall()
-        ]
-        query = shard.q("SELECT payload FROM {schema}.summaries" + where + " AND owner = ANY(%s)")
-        for i in range(0, len(owners), SETTLE_OWNERS):
-            rows = conn.execute(
-                query, (*span, owners[i : i + SETTLE_OWNERS]), binary=True
-            ).fetchall()
-            yield [bytes(r[0]) for r in rows]
+        """Payloads of every series' rows of period_s starting in [start_ms, end_ms), in
+        groups of about SETTLE_ROWS rows of whole owners (`tiers.Reader`): one query,
+        sorted by owner and streamed through a server-side cursor."""
+        with conn.transaction(), conn.cursor(name="settle_rows", binary=True) as cur:
+            # A cursor is planned for its first rows (cursor_tuple_fraction 0.1), which
+            # could pick the primary key's owner order over a whole day instead of the
+            # time index and a sort of the hour's rows.
+            conn.execute("SET LOCAL cursor_tuple_fraction = 1")
+            cur.itersize = 1024
+            cur.execute(
+                shard.q(
+                    "SELECT owner, payload FROM {schema}.summaries"
+                    " WHERE period_s = %s AND start_ms >= %s AND start_ms < %s ORDER BY owner"
+                ),
+                (period_s, start_ms, end_ms),
+            )
+            group: list[bytes] = []
+            last = None
+            for owner, payload in cur:
+                if owner != last and len(group) >= SETTLE_ROWS:
+                    yield group
+                    group = []
+                last = owner
+                group.append(bytes(payload))
+            if group:
+                yield group
 
     def read_events(self, owner: str, start_ms: int, end_ms: int) -> list[EventRecord]:
         if end_ms <= start_ms:
