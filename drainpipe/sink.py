@@ -235,8 +235,8 @@ class SinkWorker:
                     return  # stopped and caught up: what upstream flushed is stored
         finally:
             writer.shutdown(wait=True)  # a write in flight ends (stop cuts its retries short)
-            # Leaving revokes; nothing is left to commit on the ways out of the loop but
-            # an error, and after an error what was not committed is replayed.
+            # Leaving revokes, which must not store more: what is uncommitted on the way
+            # out (a write cut short by stop, or an error) is replayed on the next start.
             self._pending, self._batch = None, Batch(self.metrics)
             self._consumer.close()
 
