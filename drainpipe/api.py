@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 
 import msgspec
@@ -12,6 +11,7 @@ from starlette.responses import Response
 
 from drainpipe import downsample, tiers
 from drainpipe.apps import App, AppRegistry
+from drainpipe.clock import SYSTEM, Clock
 from drainpipe.store import Store
 
 MAX_POINTS = 20_160  # 14 days of minutes per series
@@ -43,8 +43,9 @@ def parse_time(name: str, raw: str | None, default_ms: int) -> int:
 
 
 class Api:
-    def __init__(self, registry: AppRegistry, store: Store) -> None:
+    def __init__(self, registry: AppRegistry, store: Store, clock: Clock = SYSTEM) -> None:
         self.registry = registry
+        self.clock = clock
         self.store = store
 
     def _authorize(self, request: Request) -> App:
@@ -61,8 +62,7 @@ class Api:
 
     def _range(self, request: Request) -> tuple[int, int, int]:
         q = request.query_params
-        now = int(time.time() * 1000)
-        end = parse_time("end", q.get("end"), now)
+        end = parse_time("end", q.get("end"), self.clock.now_ms())
         start = parse_time("start", q.get("start"), end - DEFAULT_WINDOW_MS)
         if start >= end:
             raise ApiError(400, f"start {q.get('start')} must be before end {q.get('end')}")
@@ -113,8 +113,7 @@ class Api:
         try:
             app = self._authorize(request)
             q = request.query_params
-            now = int(time.time() * 1000)
-            end = parse_time("end", q.get("end"), now)
+            end = parse_time("end", q.get("end"), self.clock.now_ms())
             start = parse_time("start", q.get("start"), end - DEFAULT_WINDOW_MS)
             if start >= end:
                 raise ApiError(400, "start must be before end")

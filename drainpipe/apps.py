@@ -15,13 +15,13 @@ import hmac
 import re
 import secrets
 import sqlite3
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from drainpipe.clock import SYSTEM, Clock
 from drainpipe.connections import ThreadConnections
 
 NAME = re.compile(r"^[a-z][a-z0-9-]{1,62}$")
@@ -75,7 +75,9 @@ class AppRegistry:
         blob: str = "BLOB",
         table: str = "apps",
         integrity_errors: tuple[type[Exception], ...] = (sqlite3.IntegrityError,),
+        clock: Clock = SYSTEM,
     ) -> None:
+        self.clock = clock
         self._p = placeholder
         self._table = table
         self._integrity_errors = integrity_errors
@@ -104,7 +106,7 @@ class AppRegistry:
         try:
             self._conn().execute(
                 f"INSERT INTO {self._table} VALUES ({p}, {p}, {p}, {p}, {p})",
-                (app.id, name, digest(drain_secret), digest(api_token), int(time.time() * 1000)),
+                (app.id, name, digest(drain_secret), digest(api_token), self.clock.now_ms()),
             )
         except self._integrity_errors as exc:
             raise AppError(f"an app named {name!r} already exists") from exc
@@ -140,7 +142,7 @@ class AppRegistry:
         return [App(r[0], r[1]) for r in rows]
 
 
-def sqlite_registry(path: Path) -> AppRegistry:
+def sqlite_registry(path: Path, clock: Clock = SYSTEM) -> AppRegistry:
     path.parent.mkdir(parents=True, exist_ok=True)
 
     def connect() -> Connection:
@@ -150,10 +152,10 @@ def sqlite_registry(path: Path) -> AppRegistry:
         conn.execute("PRAGMA journal_mode=WAL")
         return conn
 
-    return AppRegistry(connect)
+    return AppRegistry(connect, clock=clock)
 
 
-def postgres_registry(dsn: str, schema: str = "drainpipe") -> AppRegistry:
+def postgres_registry(dsn: str, schema: str = "drainpipe", clock: Clock = SYSTEM) -> AppRegistry:
     import psycopg
 
     if not schema.isidentifier():
@@ -170,4 +172,5 @@ def postgres_registry(dsn: str, schema: str = "drainpipe") -> AppRegistry:
         blob="BYTEA",
         table=f"{schema}.apps",
         integrity_errors=(psycopg.errors.UniqueViolation,),
+        clock=clock,
     )

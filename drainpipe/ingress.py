@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Final
 
@@ -19,6 +18,7 @@ from drainpipe import batch
 from drainpipe.acceptor import Acceptor
 from drainpipe.apps import App, AppRegistry
 from drainpipe.bus import BusUnavailable
+from drainpipe.clock import SYSTEM, Clock
 from drainpipe.config import Config
 from drainpipe.frames import FramingError, split_frames
 from drainpipe.selfmetrics import SelfMetrics
@@ -57,9 +57,15 @@ class Disconnected(Exception):
 
 class Ingress:
     def __init__(
-        self, registry: AppRegistry, acceptor: Acceptor, metrics: SelfMetrics, config: Config
+        self,
+        registry: AppRegistry,
+        acceptor: Acceptor,
+        metrics: SelfMetrics,
+        config: Config,
+        clock: Clock = SYSTEM,
     ) -> None:
         self.registry = registry
+        self.clock = clock
         self.acceptor = acceptor
         self.metrics = metrics
         self.config = config
@@ -154,9 +160,7 @@ class Ingress:
                 f"but the body has {len(frames)} frames",
             )
         frame_id = headers.get(b"logplex-frame-id", b"")[:128].decode("latin-1") or None
-        parsed = batch.build(
-            app.id, frames, int(time.time() * 1000), self.config.max_future_s * 1000
-        )
+        parsed = batch.build(app.id, frames, self.clock.now_ms(), self.config.max_future_s * 1000)
         try:
             fresh = await self.acceptor.accept(app.id, frame_id, parsed.records)
         except BusUnavailable as exc:

@@ -28,6 +28,7 @@ from drainpipe.acceptor import LocalAcceptor
 from drainpipe.apps import sqlite_registry
 from drainpipe.bus import BusUnavailable
 from drainpipe.bus.embedded import BusLocked
+from drainpipe.clock import SYSTEM, Clock
 from drainpipe.config import Config
 from drainpipe.frames import FramingError, split_frames
 from drainpipe.rollup.worker import RAW_TOPICS
@@ -248,6 +249,7 @@ def run(
     stderr: TextIO,
     batch_lines: int = 500,
     live: bool | None = None,
+    clock: Clock = SYSTEM,
 ) -> int:
     """Replay `paths` into `config.data_dir` as app `app_name`; 0 when done, 1 if interrupted."""
     if not paths:
@@ -273,7 +275,9 @@ def run(
             f"or create it with `drainpipe apps create {app_name} --data-dir {config.data_dir}`"
         )
     try:
-        pipeline = Pipeline(config)  # takes the bus's lock: one writer per data directory
+        pipeline = Pipeline(
+            config, clock=clock
+        )  # takes the bus's lock: one writer per data directory
     except BusLocked as exc:
         raise ReplayError(
             f"{exc}. Replay writes the embedded bus itself: stop that `drainpipe up` first, "
@@ -356,7 +360,7 @@ def _produce(
                 report.lines += len(chunk.frames) + sum(chunk.skipped.values())
                 report.skipped.update(chunk.skipped)
                 if chunk.frames:
-                    now_ms = int(time.time() * 1000)
+                    now_ms = pipeline.clock.now_ms()
                     parsed = batch.build(owner, chunk.frames, now_ms, max_future_ms)
                     fut = acceptor.submit(owner, chunk.frame_id or None, parsed.records)
                     pending.append((fut, parsed, len(chunk.frames)))

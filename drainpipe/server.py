@@ -21,6 +21,7 @@ from drainpipe import native, upkeep, workers
 from drainpipe.acceptor import LocalAcceptor
 from drainpipe.apps import sqlite_registry
 from drainpipe.bus.embedded import EmbeddedBus
+from drainpipe.clock import SYSTEM, Clock
 from drainpipe.config import Config
 from drainpipe.logserver import LogServer
 from drainpipe.model import FRAMES_TOPIC
@@ -51,15 +52,18 @@ class Pipeline:
 
     config: Config
     metrics: SelfMetrics = field(default_factory=SelfMetrics)
+    clock: Clock = SYSTEM  # the one every stage of the pipeline reads
 
     def __post_init__(self) -> None:
         c = self.config
-        self.bus = EmbeddedBus(c.bus_dir, c.partitions)
-        self.store = SqliteStore(c.store_path)
-        self.registry = sqlite_registry(c.apps_path)
+        self.bus = EmbeddedBus(c.bus_dir, c.partitions, self.clock)
+        self.store = SqliteStore(c.store_path, self.clock)
+        self.registry = sqlite_registry(c.apps_path, self.clock)
         self.acceptor = LocalAcceptor(self.bus.producer(), recent_frames(self.bus))
-        self.rollup = RollupWorker(self.bus, self.metrics, c.flush_interval_s, c.lateness_s)
-        self.sink = SinkWorker(self.bus, self.store, self.metrics)
+        self.rollup = RollupWorker(
+            self.bus, self.metrics, c.flush_interval_s, c.lateness_s, self.clock
+        )
+        self.sink = SinkWorker(self.bus, self.store, self.metrics, clock=self.clock)
         # One stop event per stage, set in data-flow order (see `stop`).
         self._stages: list[tuple[threading.Event, threading.Thread]] = []
 
@@ -72,8 +76,8 @@ class Pipeline:
         from drainpipe.api import Api
         from drainpipe.ingress import Ingress
 
-        ingress = Ingress(self.registry, self.acceptor, self.metrics, self.config)
-        return http.app(self.metrics, ingress, Api(self.registry, self.store))
+        ingress = Ingress(self.registry, self.acceptor, self.metrics, self.config, self.clock)
+        return http.app(self.metrics, ingress, Api(self.registry, self.store, self.clock))
 
     def _spawn(self, name: str, target: Callable[[threading.Event], None]) -> None:
         stop = threading.Event()
@@ -102,6 +106,7 @@ class Pipeline:
             c.retention_days,
             c.lateness_s,
             lambda: self.bus.enforce_retention(c.raw_retention_hours * 3600.0),
+            self.clock,
         )
 
     def stop(self) -> None:

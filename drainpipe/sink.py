@@ -14,13 +14,13 @@ from __future__ import annotations
 import enum
 import logging
 import threading
-import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 
 from drainpipe import codec
 from drainpipe.bus import Bus, Message, OutRecord, Position, Producer, TopicPartition
+from drainpipe.clock import SYSTEM, Clock
 from drainpipe.codec import EncodedSummary
 from drainpipe.model import EVENTS_TOPIC, SUMMARY_TOPICS, retry_topic
 from drainpipe.selfmetrics import SelfMetrics
@@ -114,8 +114,10 @@ class SinkWorker:
         retry: Producer | None = None,
         group: str = "sink",
         topics: tuple[str, ...] = TOPICS,
+        clock: Clock = SYSTEM,
     ) -> None:
         self.store = store
+        self.clock = clock
         self.metrics = metrics
         self.retry = retry
         self.group = group
@@ -147,7 +149,7 @@ class SinkWorker:
         try:
             # Bounded: the whole group waits for this member. What is not stored in time
             # is not committed, and whoever gets the partitions reads it again.
-            give_up = time.monotonic() + REVOKE_BUDGET_S
+            give_up = self.clock.monotonic() + REVOKE_BUDGET_S
             if pending is not None:
                 future, done = pending
                 try:
@@ -259,7 +261,7 @@ class SinkWorker:
         (monotonic; MAX_BLOCK_S from now by default); the caller commits."""
         backoff = 0.1
         if give_up is None:
-            give_up = time.monotonic() + MAX_BLOCK_S
+            give_up = self.clock.monotonic() + MAX_BLOCK_S
         while True:
             try:
                 self._store(summaries, batch.events)
@@ -274,7 +276,7 @@ class SinkWorker:
                 )
                 if stop.wait(backoff):
                     return Outcome.STOPPED  # not committed: replayed on the next start
-                if time.monotonic() > give_up:
+                if self.clock.monotonic() > give_up:
                     return Outcome.REJOIN
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
 

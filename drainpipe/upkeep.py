@@ -13,10 +13,10 @@ import contextlib
 import ctypes
 import logging
 import threading
-import time
 from collections.abc import Callable
 from typing import Final
 
+from drainpipe.clock import SYSTEM, Clock
 from drainpipe.model import MINUTE_MS
 from drainpipe.store import DAY_MS, Store
 
@@ -42,28 +42,29 @@ def run(
     retention_days: int,
     lateness_s: int,
     also_hourly: Callable[[], object] | None = None,
+    clock: Clock = SYSTEM,
 ) -> None:
-    """Settle and retain until stop is set; `also_hourly` runs with retention."""
+    """Settle and retain until stop is set; `also_hourly` runs with retention. `clock`
+    must be the store's: settling compares its now with the store's write stamps."""
     # Settle once the rollup can no longer change an hour, plus two minutes for the
     # flush and the sink.
     after_ms = lateness_s * 1000 + 2 * MINUTE_MS
-    next_retention = 0.0
+    next_retention = float("-inf")
     while True:
-        now = time.time()
-        if now >= next_retention:
-            dropped = store.drop_before(int(now * 1000) - retention_days * DAY_MS)
+        if clock.monotonic() >= next_retention:
+            dropped = store.drop_before(clock.now_ms() - retention_days * DAY_MS)
             if dropped:
                 log.info("store.retention_dropped", extra={"tables": dropped})
             if also_hourly is not None:
                 also_hourly()
-            next_retention = now + RETENTION_EVERY_S
+            next_retention = clock.monotonic() + RETENTION_EVERY_S
         try:
-            t0 = time.monotonic()
-            settled = store.settle(int(time.time() * 1000), after_ms)
+            t0 = clock.monotonic()
+            settled = store.settle(clock.now_ms(), after_ms)
             if settled:
                 log.info(
                     "store.hours_settled",
-                    extra={"hours": settled, "seconds": round(time.monotonic() - t0, 3)},
+                    extra={"hours": settled, "seconds": round(clock.monotonic() - t0, 3)},
                 )
         except Exception:
             # The tiers only speed reads up; a failure here must not stop the sink.

@@ -22,6 +22,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from drainpipe.clock import SYSTEM
+
 log = logging.getLogger(__name__)
 
 PR_SET_PDEATHSIG = 1
@@ -42,14 +44,14 @@ def reserve(host: str, port: int, wait_s: float = 5.0) -> socket.socket:
     A plain bind first proves no other server uses the port (SO_REUSEPORT alone would
     share it with any process of this user); it waits out a killed predecessor's workers.
     """
-    deadline = time.monotonic() + wait_s
+    deadline = SYSTEM.monotonic() + wait_s
     while True:
         probe = _socket(host, reuseport=False)
         try:
             probe.bind((host, port))
             break
         except OSError as exc:
-            if time.monotonic() > deadline:
+            if SYSTEM.monotonic() > deadline:
                 raise OSError(f"cannot listen on {host}:{port}: {exc}") from exc
             time.sleep(0.1)
         finally:
@@ -102,10 +104,10 @@ class Supervisor:
         for proc in self.procs:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + timeout_s
+        deadline = SYSTEM.monotonic() + timeout_s
         for proc in self.procs:
             try:
-                proc.wait(max(0.1, deadline - time.monotonic()))
+                proc.wait(max(0.1, deadline - SYSTEM.monotonic()))
             except subprocess.TimeoutExpired:
                 log.error("worker.killed_after_timeout", extra={"pid": proc.pid})
                 proc.kill()

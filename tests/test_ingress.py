@@ -17,11 +17,13 @@ from drainpipe import http
 from drainpipe.acceptor import LocalAcceptor
 from drainpipe.apps import NewApp, sqlite_registry
 from drainpipe.bus.embedded import EmbeddedBus
+from drainpipe.clock import FixedClock
 from drainpipe.config import Config
 from drainpipe.ingress import Ingress
 from drainpipe.model import ROUTER
 from drainpipe.selfmetrics import SelfMetrics
 from tests import drains
+from tests.conftest import FIXED_NOW_MS
 
 
 class Drain:
@@ -31,7 +33,8 @@ class Drain:
         self.app: NewApp = self.registry.create("shop")
         self.metrics = SelfMetrics()
         config = replace(Config(), max_body_bytes=max_body_bytes)
-        ingress = Ingress(self.registry, LocalAcceptor(self.bus.producer()), self.metrics, config)
+        acceptor = LocalAcceptor(self.bus.producer())
+        ingress = Ingress(self.registry, acceptor, self.metrics, config, FixedClock(FIXED_NOW_MS))
         self.asgi = http.app(self.metrics, ingress)
 
     def auth(self, secret: str | None = None) -> str:
@@ -69,7 +72,7 @@ def drain(tmp_path: Path) -> Iterator[Drain]:
     d.close()
 
 
-LINES = [drains.router(1_795_255_200_042 + i, 5 + i, 200) for i in range(3)]
+LINES = [drains.router(FIXED_NOW_MS - 60_000 + i, 5 + i, 200) for i in range(3)]
 
 
 def test_a_good_body_is_stored_and_answered_204(drain: Drain) -> None:

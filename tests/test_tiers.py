@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
 
 import numpy as np
@@ -12,15 +11,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from drainpipe import accum, codec, downsample, tiers
+from drainpipe.clock import FixedClock
 from drainpipe.model import MINUTE_MS, ROUTER, Summary
 from drainpipe.store import DAY_MS, Store, day_of
 from drainpipe.store import postgres as postgres_store
 from drainpipe.store import sqlite as sqlite_store
 from drainpipe.store.sqlite import SqliteStore
 from drainpipe.tiers import HOUR_MS, TIERS
+from tests.conftest import FIXED_NOW_MS
 
-DAY = day_of(1_795_000_000_000)
+DAY = day_of(FIXED_NOW_MS)
 H0 = DAY * DAY_MS + 10 * HOUR_MS  # 10:00 UTC
+# The stores' clock (the `clock` fixture) shows 16:00 of that day while the tests write.
+assert H0 + 5 * HOUR_MS < FIXED_NOW_MS < H0 + 7 * HOUR_MS
 LATER = H0 + 10 * DAY_MS  # a "now" by which every test hour is due
 
 
@@ -222,10 +225,12 @@ def test_a_write_during_settling_keeps_the_hour_unsettled(
     )
 
 
-def test_an_hour_still_being_written_is_not_settled_until_it_is_quiet(store: Store) -> None:
+def test_an_hour_still_being_written_is_not_settled_until_it_is_quiet(
+    store: Store, clock: FixedClock
+) -> None:
     write(store, traffic(1, SERIES[:1]))
-    # Written just now (wall clock), so not quiet yet even though the hour is long closed.
-    now = int(time.time() * 1000)
+    # Written just now (the store's clock), so not quiet yet though the hour is long closed.
+    now = clock.now_ms()
     assert store.settle(now) == 0
     assert store.settle(now + tiers.QUIET_MS + 1000) == 1
 
@@ -239,7 +244,7 @@ def charted_store() -> SqliteStore:
     if not _charted:
         import tempfile
 
-        store = SqliteStore(Path(tempfile.mkdtemp()) / "store.db")
+        store = SqliteStore(Path(tempfile.mkdtemp()) / "store.db", FixedClock(FIXED_NOW_MS))
         minutes = traffic(5, SERIES)
         write(store, [s for s in minutes if s.start_ms < H0 + 2 * HOUR_MS])
         store.settle(LATER)

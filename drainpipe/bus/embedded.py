@@ -14,7 +14,6 @@ import logging
 import os
 import queue
 import threading
-import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from pathlib import Path
@@ -29,6 +28,7 @@ from drainpipe.bus import (
     TopicPartition,
 )
 from drainpipe.bus.wal import Segment, Wal, encode
+from drainpipe.clock import SYSTEM, Clock
 from drainpipe.model import partition_for
 
 log = logging.getLogger(__name__)
@@ -78,14 +78,17 @@ def _lock(path: Path) -> int:
 class EmbeddedBus:
     """A bus in the data directory: `<dir>/wal/*.wal` and `<dir>/groups/*.json`."""
 
-    def __init__(self, directory: Path, partitions: int | None = None) -> None:
+    def __init__(
+        self, directory: Path, partitions: int | None = None, clock: Clock = SYSTEM
+    ) -> None:
         self.dir = directory
+        self.clock = clock  # segment ages for retention
         directory.mkdir(parents=True, exist_ok=True)
         self._lock_fd = _lock(directory / "LOCK")
         try:
             self.partitions = self._partitions(partitions)
             (directory / "groups").mkdir(exist_ok=True)
-            self.wal = Wal(directory / "wal")
+            self.wal = Wal(directory / "wal", clock=clock)
         except BaseException:
             os.close(self._lock_fd)
             raise
@@ -198,14 +201,15 @@ class EmbeddedBus:
             pos = nxt
         return out
 
-    def enforce_retention(self, max_age_s: float, now: float | None = None) -> list[Path]:
+    def enforce_retention(self, max_age_s: float, now_ms: int | None = None) -> list[Path]:
         """Delete the oldest segments older than max_age_s that every consumer group is past.
 
+        A segment's age is the time it was closed (its file time, set by the log's clock).
         A group holds back a segment if it consumes any of its topics and has not committed
         beyond that segment's newest offset of the partition; topics no group consumes
         (drain frame ids) go by age alone.
         """
-        now = time.time() if now is None else now
+        now = (self.clock.now_ms() if now_ms is None else now_ms) / 1000
         groups = [self.load_positions(p.stem) for p in (self.dir / "groups").glob("*.json")]
         consumed = [{tp[0] for tp in g} for g in groups]
 
@@ -314,7 +318,7 @@ class EmbeddedConsumer:
         on_assign(assigned)
 
     def poll(self, max_messages: int, timeout_s: float) -> list[Message]:
-        deadline = time.monotonic() + timeout_s
+        deadline = self.bus.clock.monotonic() + timeout_s
         out: list[Message] = []
         while True:
             if not self._buffer:
@@ -323,7 +327,7 @@ class EmbeddedConsumer:
                 out.append(self._buffer.pop())
             if out or len(out) >= max_messages:
                 return out
-            left = deadline - time.monotonic()
+            left = deadline - self.bus.clock.monotonic()
             if left <= 0:
                 return out
             with self.bus.appended:

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from drainpipe.bus import Message, TopicPartition
+from drainpipe.clock import SYSTEM, Clock
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +94,10 @@ class Wal:
         directory: Path,
         segment_bytes: int = SEGMENT_BYTES,
         index_every_bytes: int = INDEX_EVERY_BYTES,
+        clock: Clock = SYSTEM,
     ) -> None:
         self.dir = directory
+        self.clock = clock
         self.segment_bytes = segment_bytes
         self.index_every_bytes = index_every_bytes
         directory.mkdir(parents=True, exist_ok=True)
@@ -232,6 +235,10 @@ class Wal:
         path = self.dir / f"{base:020d}.wal"
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self._fsync_dir()
+        # A closed segment's file time is when it was closed, by the pipeline's clock:
+        # retention goes by it, and must agree with the clock that judges its age.
+        closed_ns = self.clock.now_ms() * 1_000_000
+        os.utime(self._fd, ns=(closed_ns, closed_ns))
         os.close(self._fd)
         self._fd = fd
         seg = Segment(base, path, 0)

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from drainpipe import accum, codec
 from drainpipe.bus import Bus, OutRecord, Position, TopicPartition
+from drainpipe.clock import SYSTEM, Clock
 from drainpipe.model import CUSTOM, SCHEMA_BY_TOPIC, SCHEMAS, schema_of_family, summary_key
 from drainpipe.rollup.window import Message, RollupCore
 from drainpipe.selfmetrics import SelfMetrics
@@ -36,8 +36,10 @@ class RollupWorker:
         metrics: SelfMetrics,
         flush_interval_s: float = 1.0,
         lateness_s: int = 300,
+        clock: Clock = SYSTEM,
     ) -> None:
         self.bus = bus
+        self.clock = clock
         self.metrics = metrics
         self.flush_interval_s = flush_interval_s
         self.core = RollupCore(lateness_ms=lateness_s * 1000)
@@ -60,7 +62,7 @@ class RollupWorker:
 
     def run(self, stop: threading.Event) -> None:
         self._consumer.subscribe(RAW_TOPICS, self._on_assign, self._on_revoke)
-        next_flush = time.monotonic() + self.flush_interval_s
+        next_flush = self.clock.monotonic() + self.flush_interval_s
         try:
             while not stop.is_set():
                 batch: list[Message] = []
@@ -83,9 +85,9 @@ class RollupWorker:
                     batch.append(((m.topic, m.partition), m.offset, family, owner, pt, cols))
                 if batch:
                     self.core.add_many(batch)  # one vectorized pass per poll
-                if time.monotonic() >= next_flush:
+                if self.clock.monotonic() >= next_flush:
                     self.flush_and_commit()
-                    next_flush = time.monotonic() + self.flush_interval_s
+                    next_flush = self.clock.monotonic() + self.flush_interval_s
         finally:
             self.flush_and_commit()
             self._consumer.close()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,6 +12,7 @@ from pathlib import Path
 from typing import TextIO
 
 from drainpipe.apps import AppError, sqlite_registry
+from drainpipe.clock import SYSTEM, Clock
 from drainpipe.simulate.framing import DRAIN_SUFFIX, DrainBody, Framer, drain_token, record_line
 from drainpipe.simulate.generator import Generator, SimulateError, Workload
 from drainpipe.simulate.post import Poster, basic_auth, check_reachable, parse_url
@@ -41,7 +41,7 @@ class Options:
     event_interval_s: float = 600.0
 
 
-def _start_us(opts: Options, total: int) -> int:
+def _start_us(opts: Options, total: int, clock: Clock) -> int:
     if opts.start:
         try:
             dt = datetime.fromisoformat(opts.start.replace("Z", "+00:00"))
@@ -50,7 +50,7 @@ def _start_us(opts: Options, total: int) -> int:
                 f"--start {opts.start!r} is not an ISO 8601 time (like 2026-11-21T10:00:00Z)"
             ) from None
         return int((dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp() * 1e6)
-    now_us = int(time.time() * 1e6)
+    now_us = clock.now_ms() * 1000
     return now_us if opts.out is None else now_us - int(total / opts.rate * 1e6)
 
 
@@ -100,7 +100,13 @@ def _kinds(c: Counter[str]) -> str:
     return ", ".join(f"{k} {c[k]:,}" for k in ("router", "memory", "load", "event") if c[k]) or "-"
 
 
-def run(opts: Options, stdout: TextIO, stderr: TextIO, live: bool | None = None) -> int:
+def run(
+    opts: Options,
+    stdout: TextIO,
+    stderr: TextIO,
+    live: bool | None = None,
+    clock: Clock = SYSTEM,
+) -> int:
     """Run `drainpipe simulate`; 0 when every line was delivered or written, else 1."""
     if (opts.url is None) == (opts.out is None):
         raise SimulateError("give either --url URL (POST to a drain) or --out DIR (write files)")
@@ -111,7 +117,7 @@ def run(opts: Options, stdout: TextIO, stderr: TextIO, live: bool | None = None)
         raise SimulateError(f"{total} lines to generate: raise --lines, --rate or --duration")
     names = [f"{opts.app_prefix}-{i + 1}" for i in range(opts.apps)]
     workload = Workload(
-        start_us=_start_us(opts, total),
+        start_us=_start_us(opts, total, clock),
         rate=opts.rate,
         apps=opts.apps,
         dynos=opts.dynos,
@@ -151,7 +157,7 @@ def run(opts: Options, stdout: TextIO, stderr: TextIO, live: bool | None = None)
     auth = [basic_auth(user, s) for s in secrets] or [
         basic_auth(user, opts.secret or target.password or "")
     ]
-    wall0 = time.monotonic()
+    wall0 = clock.monotonic()
     poster = Poster(target, auth, tokens, opts.connections)
     stats = poster.run(
         _bodies(gen, framer, total),

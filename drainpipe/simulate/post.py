@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
+from drainpipe.clock import SYSTEM
 from drainpipe.simulate.framing import DrainBody, headers
 from drainpipe.simulate.generator import SimulateError
 from drainpipe.simulate.progress import Progress
@@ -191,7 +192,7 @@ class Poster:
 
         try:
             for body in bodies:
-                while (left := due_s(body) - time.monotonic()) > 0:
+                while (left := due_s(body) - SYSTEM.monotonic()) > 0:
                     time.sleep(min(left, 0.1))
                     show()
                 while True:

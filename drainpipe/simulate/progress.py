@@ -7,10 +7,11 @@ the final report is printed either way, so logs of a non-interactive run stay cl
 from __future__ import annotations
 
 import shutil
-import time
 from collections import deque
 from collections.abc import Callable
 from typing import TextIO
+
+from drainpipe.clock import SYSTEM
 
 RATE_WINDOW_S = 2.0  # the live rate is measured over about this long
 BAR = 20
@@ -30,7 +31,7 @@ class Progress:
         stream: TextIO,
         interval_s: float = 0.25,
         live: bool | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = SYSTEM.monotonic,
     ) -> None:
         self.label = label
         self.stream = stream

@@ -32,7 +32,6 @@ import json
 import logging
 import re
 import threading
-import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from typing import Any, Final
@@ -41,6 +40,7 @@ import psycopg
 from psycopg import sql
 
 from drainpipe import codec, tiers
+from drainpipe.clock import SYSTEM, Clock
 from drainpipe.codec import EncodedSummary
 from drainpipe.model import EventRecord, Summary
 from drainpipe.store import StoredEvent, day_name, day_of
@@ -76,7 +76,9 @@ class PostgresStore:
         schema: str = "drainpipe",
         copy_rows: int = COPY_ROWS,
         max_connections: int = 8,
+        clock: Clock = SYSTEM,
     ) -> None:
+        self.clock = clock  # stamps writes; `settle`'s now_ms must come from it too
         if not dsns:
             raise ValueError("PostgresStore needs at least one shard DSN")
         if not _SCHEMA_NAME.match(schema):
@@ -126,7 +128,7 @@ class PostgresStore:
             days = {day_of(s.start_ms) for s in by_key.values()}
             shard = self.shards[index]
             after: list[tuple[sql.Composed, tuple[object, ...]]] = [
-                (shard.q(MARK_UNSETTLED), (int(time.time() * 1000),))
+                (shard.q(MARK_UNSETTLED), (self.clock.now_ms(),))
             ]
             if settled is not None and settled[0] is shard:
                 after.append((shard.q(CLEAR_SETTLED), settled[1:]))

@@ -11,12 +11,12 @@ import json
 import re
 import sqlite3
 import threading
-import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from drainpipe import codec, tiers
+from drainpipe.clock import SYSTEM, Clock
 from drainpipe.codec import EncodedSummary
 from drainpipe.connections import ThreadConnections
 from drainpipe.model import EventRecord, Summary
@@ -27,8 +27,9 @@ SETTLE_GROUP = 64  # (owner, family) pairs decoded at a time when settling
 
 
 class SqliteStore:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, clock: Clock = SYSTEM) -> None:
         self.path = path
+        self.clock = clock  # stamps writes; `settle`'s now_ms must come from it too
         path.parent.mkdir(parents=True, exist_ok=True)
         self._conns = ThreadConnections(self._connect)
         self._known: set[str] = set()
@@ -105,7 +106,7 @@ class SqliteStore:
             )
             if s.period_s == 60:
                 touched.add(tiers.hour_of(s.start_ms))
-        now = int(time.time() * 1000)
+        now = self.clock.now_ms()
         conn.execute("BEGIN IMMEDIATE")
         try:
             for table, rows in by_table.items():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -11,6 +10,7 @@ import pytest
 from drainpipe.bus import BusUnavailable, OutRecord, Position, TopicPartition
 from drainpipe.bus.embedded import BusLocked, EmbeddedBus, EmbeddedConsumer
 from drainpipe.bus.wal import CorruptLog, Wal, encode
+from drainpipe.clock import FixedClock
 
 
 def write(wal: Wal, topic: str, partition: int, values: list[bytes]) -> None:
@@ -165,19 +165,21 @@ def _fill(bus: EmbeddedBus, n: int) -> None:
         bus.producer().send([OutRecord("A.v1", b"o|web", bytes([i]) * 100)]).result()
 
 
-def test_retention_drops_old_segments_only_once_every_group_is_past_them(tmp_path: Path) -> None:
-    bus = EmbeddedBus(tmp_path, partitions=1)
+def test_retention_drops_old_segments_only_once_every_group_is_past_them(
+    tmp_path: Path, clock: FixedClock
+) -> None:
+    bus = EmbeddedBus(tmp_path, partitions=1, clock=clock)
     bus.wal.segment_bytes = 300
     _fill(bus, 9)  # three segments of three records, plus the active one
     segments = len(bus.wal.segments)
-    later = time.time() + 10_000
+    later = clock.now_ms() + 10_000_000
     c = bus.consumer("g")
     c.subscribe(["A.v1"], lambda _: None)
-    assert bus.enforce_retention(3600, now=later) == []  # g has committed nothing yet
+    assert bus.enforce_retention(3600, now_ms=later) == []  # g has committed nothing yet
     assert _drain(c) == list(range(9))
     c.commit({("A.v1", 0): Position(4)})  # past the first segment (offsets 0-2) only
     assert bus.enforce_retention(3600) == []  # too young
-    dropped = bus.enforce_retention(3600, now=later)
+    dropped = bus.enforce_retention(3600, now_ms=later)
     assert len(dropped) == 1 and len(bus.wal.segments) == segments - 1
     fresh = bus.consumer("g")
     fresh.subscribe(["A.v1"], lambda _: None)
@@ -188,11 +190,13 @@ def test_retention_drops_old_segments_only_once_every_group_is_past_them(tmp_pat
     again.close()
 
 
-def test_topics_no_group_reads_are_dropped_by_age_alone(tmp_path: Path) -> None:
-    bus = EmbeddedBus(tmp_path, partitions=1)
+def test_topics_no_group_reads_are_dropped_by_age_alone(tmp_path: Path, clock: FixedClock) -> None:
+    bus = EmbeddedBus(tmp_path, partitions=1, clock=clock)
     bus.wal.segment_bytes = 300
     _fill(bus, 6)  # two segments of three records; the second is the active one
-    assert len(bus.enforce_retention(3600, now=time.time() + 10_000)) == 1
+    assert bus.enforce_retention(3600) == []  # closed just now, by the bus's clock
+    clock.advance(3_601_000)
+    assert len(bus.enforce_retention(3600)) == 1
     assert len(bus.wal.segments) == 1
     bus.close()
 

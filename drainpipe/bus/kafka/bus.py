@@ -34,6 +34,7 @@ from drainpipe.bus.kafka.consumer import KafkaConsumer
 from drainpipe.bus.kafka.errors import _error_text, _on_client_error
 from drainpipe.bus.kafka.positions import POSITIONS_TOPIC
 from drainpipe.bus.kafka.producer import KafkaProducer, _Pipe
+from drainpipe.clock import SYSTEM
 
 # One logger name for every module of the package.
 log = logging.getLogger("drainpipe.bus.kafka")
@@ -169,12 +170,12 @@ class KafkaBus:
 
     def _partitions_of(self, admin: AdminClient, topic: str) -> int:
         """Partition count of a topic another process just created (metadata may lag)."""
-        deadline = time.monotonic() + self.timeout_s
+        deadline = SYSTEM.monotonic() + self.timeout_s
         while True:
             meta = admin.list_topics(topic=topic, timeout=self.timeout_s).topics.get(topic)
             if meta is not None and meta.error is None and meta.partitions:
                 return len(meta.partitions)
-            if time.monotonic() > deadline:
+            if SYSTEM.monotonic() > deadline:
                 raise BusUnavailable(f"topic {topic} exists but its metadata never arrived")
             time.sleep(0.1)
 

@@ -22,7 +22,6 @@ for multi-record batches, so the reader stops at EOF, never at a high watermark.
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
@@ -32,6 +31,7 @@ from confluent_kafka import TopicPartition as KafkaPartition
 
 from drainpipe.bus import BusUnavailable
 from drainpipe.bus.kafka.errors import _TRANSIENT
+from drainpipe.clock import SYSTEM
 
 if TYPE_CHECKING:
     from drainpipe.bus.kafka.bus import KafkaBus
@@ -98,8 +98,8 @@ class _PositionsReader:
         # Offset 0, not OFFSET_BEGINNING: no offset lookup (compaction keeps the log start).
         self._reader.assign([KafkaPartition(topic, partition, 0)])
         found: dict[bytes, _PositionRecord | None] = {}
-        deadline = time.monotonic() + self._bus.timeout_s
-        while time.monotonic() < deadline:
+        deadline = SYSTEM.monotonic() + self._bus.timeout_s
+        while SYSTEM.monotonic() < deadline:
             for m in self._reader.consume(1000, 0.02):
                 err = m.error()
                 if err is None:

@@ -1,0 +1,150 @@
+"""The one clock: fixed clocks for tests, nothing else reading the system's clocks, and the
+time-dependent tests passing at another date (libfaketime shifts the system clock)."""
+
+from __future__ import annotations
+
+import ast
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from drainpipe.clock import SYSTEM, FixedClock
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "drainpipe"
+
+# Calls that read a system clock: only drainpipe/clock.py may make them.
+CLOCK_READS = {
+    ("time", "time"),
+    ("time", "time_ns"),
+    ("time", "monotonic"),
+    ("time", "monotonic_ns"),
+    ("time", "perf_counter"),
+    ("time", "perf_counter_ns"),
+    ("datetime", "now"),
+    ("datetime", "utcnow"),
+    ("datetime", "today"),
+    ("date", "today"),
+}
+
+
+def clock_reads(source: str) -> list[str]:
+    """The system-clock reads in a module's source, as 'line: module.name'."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Attribute):
+            base = node.value
+            name = base.attr if isinstance(base, ast.Attribute) else getattr(base, "id", None)
+            if (name, node.attr) in CLOCK_READS:
+                found.append(f"{node.lineno}: {name}.{node.attr}")
+        elif isinstance(node, ast.ImportFrom) and node.module in ("time", "datetime"):
+            for alias in node.names:
+                if (node.module, alias.name) in CLOCK_READS:
+                    found.append(f"{node.lineno}: from {node.module} import {alias.name}")
+    return found
+
+
+def test_a_fixed_clock_shows_what_it_was_set_to_while_intervals_still_pass() -> None:
+    clock = FixedClock(1_000)
+    assert clock.now_ms() == 1_000
+    clock.advance(500)
+    assert clock.now_ms() == 1_500
+    clock.set(7)
+    assert clock.now_ms() == 7
+    t0 = clock.monotonic()
+    threading.Event().wait(0.02)
+    assert clock.monotonic() > t0
+    assert clock.now_ms() == 7
+
+
+def test_the_system_clock_is_the_machines() -> None:
+    before = time.time_ns() // 1_000_000
+    now = SYSTEM.now_ms()
+    assert before <= now <= time.time_ns() // 1_000_000
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "import time\nx = time.time()\n",
+        "import time\nx = time.monotonic()\n",
+        "from datetime import datetime\nx = datetime.now()\n",
+        "import datetime\nx = datetime.datetime.utcnow()\n",
+        "from time import time\n",
+    ],
+)
+def test_the_scan_finds_a_clock_read(source: str) -> None:
+    assert clock_reads(source)
+
+
+def test_only_the_clock_module_reads_the_system_clocks() -> None:
+    offenders = {
+        str(path.relative_to(ROOT)): found
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if path != PACKAGE / "clock.py" and (found := clock_reads(path.read_text()))
+    }
+    assert offenders == {}, "read time through drainpipe.clock (an injected Clock) instead"
+
+
+# Every test module whose code or data involves a date: settling, retention, lateness,
+# future skew, the API's default window, replay and the whole pipeline.
+TIME_TESTS = [
+    "tests/test_tiers.py",
+    "tests/store",
+    "tests/bus/test_wal.py",
+    "tests/rollup",
+    "tests/test_batch.py",
+    "tests/test_ingress.py",
+    "tests/test_replay.py",
+    "tests/test_end_to_end.py",
+]
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("shift", ["+400d", "-400d"])
+def test_the_time_dependent_tests_pass_at_another_date(shift: str) -> None:
+    """The date-touching tests again, in a subprocess whose system clock libfaketime moves
+    by `shift`: a test that depends on today's date fails here."""
+    faketime = shutil.which("faketime")
+    if faketime is None:
+        message = "faketime is not installed (Debian: apt-get install faketime)"
+        if os.environ.get("CI"):
+            pytest.fail(message + "; .ci/run installs it")
+        pytest.skip(message)
+    env = {
+        **os.environ,
+        # Only the wall clock moves: a faked monotonic clock makes timed lock waits hang.
+        "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+        # time.sleep through a call libfaketime leaves be (see its docstring).
+        "PYTHONPATH": os.pathsep.join(
+            [str(ROOT / "tests" / "shifted_clock"), os.environ.get("PYTHONPATH", "")]
+        ),
+    }
+    run = subprocess.run(
+        [
+            faketime,
+            "-f",
+            shift,
+            sys.executable,
+            "-m",
+            "pytest",
+            "-qx",
+            "-p",
+            "no:cacheprovider",
+            *TIME_TESTS,
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=540,
+    )
+    tail = "\n".join((run.stdout + run.stderr).splitlines()[-40:])
+    # 0: tests ran and all passed (5 would be none collected, 1 a failure).
+    assert run.returncode == 0, f"exit {run.returncode} at {shift} the system clock's date:\n{tail}"
