@@ -8,6 +8,7 @@ read with `recv` until its header ends and then its Content-Length.
 
 from __future__ import annotations
 
+import gzip
 import socket
 
 
@@ -17,8 +18,12 @@ def logplex_request(
     count: int,
     authorization: str,
     frame_id: str | None = None,
+    gzipped: bool = False,
 ) -> bytes:
-    """The whole POST /logs request Logplex sends for `body` (`count` messages)."""
+    """The whole POST /logs request Logplex sends for `body` (`count` messages); gzipped,
+    the request log-shuttle -gzip sends."""
+    if gzipped:
+        body = gzip.compress(body, compresslevel=6)
     head = [
         "POST /logs HTTP/1.1",
         f"Host: {host}",
@@ -30,6 +35,8 @@ def logplex_request(
     ]
     if frame_id is not None:
         head.append(f"Logplex-Frame-Id: {frame_id}")
+    if gzipped:
+        head.append("Content-Encoding: gzip")
     return ("\r\n".join(head) + "\r\n\r\n").encode() + body
 
 

@@ -4,6 +4,7 @@ Starts `drainpipe up` on a fresh data directory, creates an app, and has several
 processes POST 500-line router bodies (Logplex framing and headers) over keep-alive
 connections for a fixed time. Only 204 answers count: each one means the lines are
 fsynced in the embedded log. Server CPU comes from /proc for the server's process tree.
+`--gzip` sends the bodies gzip-compressed, as log-shuttle's -gzip does.
 """
 
 from __future__ import annotations
@@ -99,7 +100,8 @@ def run_once(
             host = server.url.removeprefix("http://")
             auth = [("Basic " + base64.b64encode(f"d:{s}".encode()).decode()) for s in secrets]
             requests = [
-                logplex_request(host, body, args.per_body, auth[app]) for app, body in bodies
+                logplex_request(host, body, args.per_body, auth[app], gzipped=args.gzip)
+                for app, body in bodies
             ]
             q: mp.Queue[tuple[int, int, float]] = mp.Queue()
             procs = [
@@ -134,6 +136,7 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--server-args", nargs="*", default=[])
+    p.add_argument("--gzip", action="store_true", help="gzip bodies, as log-shuttle -gzip does")
     args = p.parse_args()
     bodies = router_bodies(args.lines, args.per_body, args.apps)
     rates, cpus, client_cpus = [], [], []
@@ -156,6 +159,7 @@ def main() -> None:
                 "runs": [round(x) for x in rates],
                 "connections": args.connections,
                 "per_body": args.per_body,
+                "gzip": args.gzip,
             }
         )
     )

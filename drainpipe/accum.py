@@ -39,6 +39,24 @@ def custom_columns(columns: Mapping[str, Column]) -> dict[str, Column]:
     return out
 
 
+# Router lines whose `service` is how long a connection stayed open, not a response time:
+# a websocket upgrade (101) lasts as long as the socket, and H15 closes an idle connection.
+LONG_LIVED_STATUS = 101
+LONG_LIVED_CODE = 15  # H15
+
+
+def router_columns(columns: Mapping[str, Column]) -> dict[str, Column]:
+    """A router batch with no response time for long-lived connections (NaN `service_ms`
+    where status is 101 or the code is H15): they count in throughput and errors, and stay
+    out of the response-time distribution, as Heroku's own autoscaling leaves websockets out.
+    """
+    long_lived = (columns["status"] == LONG_LIVED_STATUS) | (columns["code"] == LONG_LIVED_CODE)
+    out = dict(columns)
+    if long_lived.any():
+        out["service_ms"] = np.where(long_lived, np.nan, columns["service_ms"])
+    return out
+
+
 def stat_of(values: npt.NDArray[np.float64]) -> Stat | None:
     """Stat of the finite values of a column; None when there are none."""
     finite = values[np.isfinite(values)]

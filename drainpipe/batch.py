@@ -71,10 +71,16 @@ _Events = dict[str, list[EventRecord]]
 
 
 NO_ROWS: tuple[_Key, ...] = ()
+NO_LIMIT = 1 << 62  # max_age_ms that keeps lines of any age
 
 
 def _take(
-    rec: Record | Skipped | None, horizon: int, out: Parsed, rows: _Rows, events: _Events
+    rec: Record | Skipped | None,
+    oldest: int,
+    horizon: int,
+    out: Parsed,
+    rows: _Rows,
+    events: _Events,
 ) -> tuple[_Key, ...]:
     """Count one parsed line in `out` and add its rows or event; the key of each added row."""
     if rec is None:
@@ -83,8 +89,8 @@ def _take(
     if isinstance(rec, Skipped):
         out.skipped[rec.reason] += 1
         return NO_ROWS
-    if rec.ts_ms > horizon:
-        out.skipped["clock_skew"] += 1
+    if not oldest <= rec.ts_ms <= horizon:
+        out.skipped["clock_skew" if rec.ts_ms > horizon else "too_old"] += 1
         return NO_ROWS
     key: _Key
     if isinstance(rec, RouterRequest):
@@ -132,11 +138,11 @@ def _take(
     return NO_ROWS
 
 
-def _take_event(event: EventParts, horizon: int, out: Parsed, events: _Events) -> None:
+def _take_event(event: EventParts, oldest: int, horizon: int, out: Parsed, events: _Events) -> None:
     """What `_take` does with the PlatformEvent of these fields."""
     ts_ms, process_type, source, kind, text, attrs = event
-    if ts_ms > horizon:
-        out.skipped["clock_skew"] += 1
+    if not oldest <= ts_ms <= horizon:
+        out.skipped["clock_skew" if ts_ms > horizon else "too_old"] += 1
         return
     out.lines["event"] += 1
     if kind == "logplex_drop":
@@ -166,14 +172,16 @@ def _encode(
     return out
 
 
-def build_reference(owner: str, frames: list[bytes], now_ms: int, max_future_ms: int) -> Parsed:
+def build_reference(
+    owner: str, frames: list[bytes], now_ms: int, max_future_ms: int, max_age_ms: int = NO_LIMIT
+) -> Parsed:
     """What `build` returns, computed one line at a time with `parse_message`."""
     out = Parsed()
     rows: _Rows = {}
     events: _Events = {}
-    horizon = now_ms + max_future_ms
+    oldest, horizon = now_ms - max_age_ms, now_ms + max_future_ms
     for frame in frames:
-        _take(parse_message(frame), horizon, out, rows, events)
+        _take(parse_message(frame), oldest, horizon, out, rows, events)
     batches = [(key, _columns(key[0], table)) for key, table in rows.items()]
     return _encode(owner, batches, events, out)
 
@@ -183,6 +191,7 @@ def _bulk(
     kind: str,
     read: SampleColumns,
     process_types: list[str],
+    oldest: int,
     horizon: int,
     out: Parsed,
     rows: _Rows,
@@ -190,10 +199,15 @@ def _bulk(
 ) -> list[tuple[int, _Key, Mapping[str, Column]]]:
     """Count lines read in bulk in `out`; (first frame index, key, columns) of each batch,
     with the rows of the same key read one by one (popped from `rows`) merged in."""
-    fresh = read.ts_ms <= horizon
+    ahead = read.ts_ms > horizon
+    fresh = ~ahead & (read.ts_ms >= oldest)
     kept = int(np.count_nonzero(fresh))
     if kept < len(fresh):
-        out.skipped["clock_skew"] += len(fresh) - kept
+        skewed = int(np.count_nonzero(ahead))
+        if skewed:
+            out.skipped["clock_skew"] += skewed
+        if len(fresh) - kept - skewed:
+            out.skipped["too_old"] += len(fresh) - kept - skewed
     if kept:
         out.lines[kind] += kept
     else:
@@ -220,19 +234,22 @@ def _bulk(
     return batches
 
 
-def build(owner: str, frames: list[bytes], now_ms: int, max_future_ms: int) -> Parsed:
+def build(
+    owner: str, frames: list[bytes], now_ms: int, max_future_ms: int, max_age_ms: int = NO_LIMIT
+) -> Parsed:
     """Records, line counts and skip counts of one request's frames.
 
     The usual router and runtime-metrics lines are read in bulk (parse.bulk,
     parse.bulkruntime), every other line by `parse_message`; the result equals
     `build_reference` exactly: batches in the order of their first line, rows in frame
-    order, the same counts.
+    order, the same counts. Lines dated more than max_future_ms after now_ms are skipped
+    as clock skew, and more than max_age_ms before it as too old.
     """
     out = Parsed()
     rows: _Rows = {}
     events: _Events = {}
     where: dict[_Key, list[int]] = {}  # frame index of each row in `rows`
-    horizon = now_ms + max_future_ms
+    oldest, horizon = now_ms - max_age_ms, now_ms + max_future_ms
     router = read_router(frames)
     rest = router.rest
     runtime = read_runtime([frames[i] for i in rest] if len(rest) < len(frames) else frames)
@@ -246,9 +263,9 @@ def build(owner: str, frames: list[bytes], now_ms: int, max_future_ms: int) -> P
     for i, header in zip(rest, headers, strict=True):
         rec = read_message(frames[i]) if header is None else read_text(*header)
         if isinstance(rec, tuple):
-            _take_event(rec, horizon, out, events)
+            _take_event(rec, oldest, horizon, out, events)
             continue
-        for key in _take(rec, horizon, out, rows, events):
+        for key in _take(rec, oldest, horizon, out, rows, events):
             where.setdefault(key, []).append(i)
     if router.skipped:
         out.skipped["router_line"] += router.skipped
@@ -260,10 +277,12 @@ def build(owner: str, frames: list[bytes], now_ms: int, max_future_ms: int) -> P
         router.pt_id,
         {"service_ms": router.service_ms, "status": router.status, "code": router.code},
     )
-    batches = _bulk(ROUTER, "router", requests, router.process_types, horizon, out, rows, where)
+    batches = _bulk(
+        ROUTER, "router", requests, router.process_types, oldest, horizon, out, rows, where
+    )
     types = runtime.process_types
-    batches += _bulk(MEMORY, "memory", memory, types, horizon, out, rows, where)
-    batches += _bulk(LOAD, "load", load, types, horizon, out, rows, where)
+    batches += _bulk(MEMORY, "memory", memory, types, oldest, horizon, out, rows, where)
+    batches += _bulk(LOAD, "load", load, types, oldest, horizon, out, rows, where)
     for key, table in rows.items():
         batches.append((where[key][0], key, _columns(key[0], table)))
     batches.sort(key=lambda batch: batch[0])

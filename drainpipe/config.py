@@ -106,6 +106,9 @@ class Config:
     lateness_s: int = 300
     max_future_s: int = 300  # lines further ahead of the wall clock are clock skew
     retention_days: int = 8
+    # Lines older than this are dropped as too old (0: the retention, whose days they
+    # would land in are dropped anyway).
+    max_age_s: int = 0
     raw_retention_hours: int = 24  # embedded raw log kept at least this long
     max_body_bytes: int = 8 * 1024 * 1024
     # Scale-out (process roles): Kafka and PostgreSQL shards.
@@ -130,6 +133,7 @@ class Config:
             "lateness_s": _int(env, "DRAINPIPE_LATENESS_S", 300, 0, 86_400),
             "max_future_s": _int(env, "DRAINPIPE_MAX_FUTURE_S", 300, 0, 86_400),
             "retention_days": _int(env, "DRAINPIPE_RETENTION_DAYS", 8, 1, 3650),
+            "max_age_s": _int(env, "DRAINPIPE_MAX_AGE_S", 0, 0, 3650 * 86_400),
             "raw_retention_hours": _int(env, "DRAINPIPE_RAW_RETENTION_HOURS", 24, 1, 24 * 3650),
         }
         bootstrap, kafka_config = _kafka(env)
@@ -158,6 +162,11 @@ class Config:
                 f"`drainpipe {role}` runs against Kafka and PostgreSQL; set {' and '.join(missing)}"
                 " (or use `drainpipe up` for the all-in-one embedded default)"
             )
+
+    @property
+    def max_age_ms(self) -> int:
+        """How far behind the wall clock a line may be dated and still be stored."""
+        return (self.max_age_s or self.retention_days * 86_400) * 1000
 
     @property
     def bus_dir(self) -> Path:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import zlib
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Final
 
@@ -35,8 +36,15 @@ _NO_CONTENT: Final = {"type": "http.response.start", "status": 204, "headers": [
 _EMPTY: Final = {"type": "http.response.body", "body": b""}
 
 
-def _basic_password(header: bytes | None) -> str | None:
-    if not header or header[:6].lower() != b"basic ":
+def _drain_secret(header: bytes | None) -> str | None:
+    """The drain secret of `Authorization: Basic <user:secret>` (Logplex, the drain URL's
+    password) or `Authorization: Bearer <secret>` (log-shuttle's -bearer-token)."""
+    if not header:
+        return None
+    if header[:7].lower() == b"bearer ":
+        token = header[7:].strip()
+        return token.decode("latin-1") if token else None
+    if header[:6].lower() != b"basic ":
         return None
     try:
         decoded = base64.b64decode(header[6:].strip(), validate=True).decode()
@@ -47,7 +55,32 @@ def _basic_password(header: bytes | None) -> str | None:
 
 
 class TooLarge(Exception):
-    """A body over the limit, found while it was being read."""
+    """A body over the limit, found while it was being read or decoded."""
+
+
+class BadGzip(Exception):
+    """A body sent as gzip that does not decode."""
+
+
+_GZIP: Final = frozenset({b"gzip", b"x-gzip"})
+_ENCODINGS: Final = _GZIP | {b"identity", b""}
+
+
+def gunzip(body: bytes, limit: int) -> bytes:
+    """The decoded body, refused as TooLarge once it passes `limit` bytes: the limit is
+    on what is parsed, so a small body that inflates without end is stopped early."""
+    d = zlib.decompressobj(wbits=31)  # 31: a gzip header and trailer
+    try:
+        out = d.decompress(body, limit + 1)
+        if len(out) > limit:
+            raise TooLarge(f"gzip body decodes to more than {limit} bytes")
+        if not d.eof:
+            raise BadGzip("it ends before the gzip stream does")
+        if d.unused_data:
+            raise BadGzip("bytes follow the gzip stream")
+    except zlib.error as exc:
+        raise BadGzip(str(exc)) from None
+    return out
 
 
 class Disconnected(Exception):
@@ -117,7 +150,7 @@ class Ingress:
 
     async def _handle(self, headers: dict[bytes, bytes], receive: Receive) -> tuple[int, str, str]:
         """(status, reason counted when rejected, detail for the answer) of one request."""
-        password = _basic_password(headers.get(b"authorization"))
+        password = _drain_secret(headers.get(b"authorization"))
         app: App | None = None
         if password is not None:
             app = self.registry.by_drain_secret(password)
@@ -126,7 +159,8 @@ class Ingress:
                 401,
                 "unauthorized",
                 "drain credentials missing or unknown: use the drain_url from "
-                "`drainpipe apps create` (the password is the app's drain secret)",
+                "`drainpipe apps create` (the password is the app's drain secret), "
+                "or 'Authorization: Bearer <drain secret>'",
             )
         ctype = headers.get(b"content-type", b"").decode("latin-1")
         if ctype.split(";")[0].strip().lower() != "application/logplex-1":
@@ -144,10 +178,22 @@ class Ingress:
                 "too_large",
                 f"body of {int(length)} bytes exceeds {self.config.max_body_bytes}",
             )
+        encoding = headers.get(b"content-encoding", b"identity").strip().lower()
+        if encoding not in _ENCODINGS:
+            shown = encoding.decode("latin-1")
+            return (
+                415,
+                "content_encoding",
+                (f"Content-Encoding {shown!r} is not accepted: send gzip or no encoding"),
+            )
         try:
             body = await self._body(receive)
+            if encoding in _GZIP:
+                body = gunzip(body, self.config.max_body_bytes)
         except TooLarge as exc:
             return 413, "too_large", str(exc)
+        except BadGzip as exc:
+            return 400, "gzip", f"Content-Encoding gzip, but the body is not gzip: {exc}"
         try:
             frames = split_frames(body)
         except FramingError as exc:
@@ -160,7 +206,10 @@ class Ingress:
                 f"but the body has {len(frames)} frames",
             )
         frame_id = headers.get(b"logplex-frame-id", b"")[:128].decode("latin-1") or None
-        parsed = batch.build(app.id, frames, self.clock.now_ms(), self.config.max_future_s * 1000)
+        c = self.config
+        parsed = batch.build(
+            app.id, frames, self.clock.now_ms(), c.max_future_s * 1000, c.max_age_ms
+        )
         try:
             fresh = await self.acceptor.accept(app.id, frame_id, parsed.records)
         except BusUnavailable as exc:

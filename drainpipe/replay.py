@@ -214,7 +214,7 @@ class Report:
     interrupted: bool = False
 
     def text(self, files: int, size: int, app: str, took: float) -> str:
-        kinds = ("router", "memory", "load", "event")
+        kinds = ("router", "custom", "memory", "load", "event")
         used = ", ".join(f"{k} {self.used[k]:,}" for k in kinds if self.used[k])
         skipped = ", ".join(f"{k} {n:,}" for k, n in sorted(self.skipped.items())) or "none"
         late = ", ".join(f"{k} {n:,}" for k, n in sorted(self.late.items()) if n) or "none"
@@ -338,6 +338,7 @@ def _produce(
     """Every file's lines through batch.build and the acceptor; durable when this returns."""
     acceptor = LocalAcceptor(pipeline.bus.producer(), recent_frames(pipeline.bus))
     max_future_ms = pipeline.config.max_future_s * 1000
+    max_age_ms = pipeline.config.max_age_ms
     pending: deque[tuple[Future[bool], batch.Parsed, int]] = deque()
 
     def settle() -> None:  # count a request's lines once the bus has it, as the ingress does
@@ -361,7 +362,7 @@ def _produce(
                 report.skipped.update(chunk.skipped)
                 if chunk.frames:
                     now_ms = pipeline.clock.now_ms()
-                    parsed = batch.build(owner, chunk.frames, now_ms, max_future_ms)
+                    parsed = batch.build(owner, chunk.frames, now_ms, max_future_ms, max_age_ms)
                     fut = acceptor.submit(owner, chunk.frame_id or None, parsed.records)
                     pending.append((fut, parsed, len(chunk.frames)))
                     while len(pending) > MAX_IN_FLIGHT:

@@ -6,6 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from drainpipe import batch, codec
+from drainpipe.config import Config
 from drainpipe.model import EVENTS_TOPIC, ROUTER
 from drainpipe.parse import read_router
 from tests.drains import event, load, memory, router
@@ -16,10 +17,10 @@ NOW = T + 60_000
 FUTURE_MS = 300_000
 
 
-def same(frames: list[bytes], now_ms: int = NOW) -> batch.Parsed:
+def same(frames: list[bytes], now_ms: int = NOW, max_age_ms: int = batch.NO_LIMIT) -> batch.Parsed:
     """build()'s result, after checking it equals build_reference() in every part."""
-    fast = batch.build("app1", frames, now_ms, FUTURE_MS)
-    slow = batch.build_reference("app1", frames, now_ms, FUTURE_MS)
+    fast = batch.build("app1", frames, now_ms, FUTURE_MS, max_age_ms)
+    slow = batch.build_reference("app1", frames, now_ms, FUTURE_MS, max_age_ms)
     assert fast.records == slow.records
     assert dict(fast.lines) == dict(slow.lines)
     assert dict(fast.skipped) == dict(slow.skipped)
@@ -71,6 +72,32 @@ def test_router_lines_from_the_future_are_counted_as_clock_skew() -> None:
     parsed = same(frames, now_ms=T)
     assert dict(parsed.skipped) == {"clock_skew": 6}
     assert dict(parsed.lines) == {"router": 4}
+
+
+DAY_MS = 86_400_000
+
+
+def test_lines_older_than_the_max_age_are_counted_as_too_old_whatever_their_kind() -> None:
+    old = T - 9 * DAY_MS  # the max age below is 8 days
+    frames = [
+        router(old, 10, 200).encode(),  # read in bulk
+        router(T, 10, 200).encode(),
+        router(old, 12, 200, code="H12").encode(),
+        memory(old, "web.1", 100, 90, 0, 512).encode(),  # read in bulk
+        memory(T, "web.1", 100, 90, 0, 512).encode(),
+        event(old, "heroku", "web.1", "State changed from up to down").encode(),  # one by one
+        event(old, "app", "web.1", "count#orders=1").encode(),  # custom, one by one
+        event(T, "app", "web.1", "count#orders=1").encode(),
+    ]
+    parsed = same(frames, now_ms=T, max_age_ms=8 * DAY_MS)
+    assert dict(parsed.skipped) == {"too_old": 5}
+    assert dict(parsed.lines) == {"router": 1, "memory": 1, "custom": 1}
+
+
+def test_a_2020_line_is_too_old_for_the_default_retention() -> None:
+    line = router(1_600_000_000_000, 10, 200).encode()  # 2020-09-13
+    parsed = same([line], now_ms=T, max_age_ms=Config().max_age_ms)
+    assert (dict(parsed.skipped), parsed.records) == ({"too_old": 1}, [])
 
 
 def test_an_empty_body_has_no_records() -> None:

@@ -14,7 +14,7 @@ import numpy as np
 
 from drainpipe.sketch import RELATIVE_ACCURACY
 from tests import drains
-from tests.test_end_to_end import iso, lower_quantile, points
+from tests.test_end_to_end import iso, nearest_rank, points
 
 MIN = 60_000
 BODIES = 300
@@ -93,7 +93,7 @@ def test_sigkill_at_random_moments_loses_nothing_and_counts_nothing_twice(tmp_pa
         assert p["count"] == len(values), (iso(m), p["count"], len(values))
         assert p["min"] == min(values) and p["max"] == max(values)
         assert abs(p["mean"] - float(np.mean(values))) <= 1e-9 * p["mean"]
-        truth = lower_quantile(values, 0.99)
+        truth = nearest_rank(values, 0.99)
         assert abs(p["p99"] - truth) <= RELATIVE_ACCURACY * truth * (1 + 1e-9)
     # Restarts replay rows whose windows had closed; those were counted, not late.
     assert 'late_dropped_total{family="router"}' not in server.text("/metrics")

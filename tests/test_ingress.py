@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gzip
 from collections.abc import AsyncIterator, Iterator, MutableMapping
 from dataclasses import replace
 from pathlib import Path
@@ -179,3 +180,59 @@ def test_a_client_gone_mid_body_stores_nothing_and_gets_no_answer(drain: Drain) 
     assert b'drainpipe_drain_batches_rejected_total{reason="disconnected"} 1.0' in (
         drain.metrics.render()
     )
+
+
+def test_a_gzip_body_is_decoded_and_stored(drain: Drain) -> None:
+    """log-shuttle -gzip: `Content-Encoding: gzip` on an octet-counted body."""
+    resp = drain.post(gzip.compress(drains.body(LINES)), 3, Content_Encoding="gzip")
+    assert (resp.status_code, resp.content) == (204, b"")
+    assert len(drain.bus.tail(ROUTER.topic)) == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "encoding", "status", "says"),
+    [
+        # gzip announced but a plain body: the length prefix is not a gzip header
+        (drains.body(LINES), "gzip", 400, "the body is not gzip"),
+        # a gzip stream cut short (a client that gave up mid-write)
+        (gzip.compress(drains.body(LINES))[:-9], "gzip", 400, "ends before the gzip stream"),
+        # two bodies: one gzip stream and bytes after it
+        (gzip.compress(drains.body(LINES)) + b"junk", "gzip", 400, "bytes follow the gzip"),
+        (drains.body(LINES), "br", 415, "Content-Encoding 'br' is not accepted"),
+        (drains.body(LINES), "deflate", 415, "send gzip or no encoding"),
+    ],
+)
+def test_bad_encodings_say_what_is_wrong(
+    drain: Drain, body: bytes, encoding: str, status: int, says: str
+) -> None:
+    resp = drain.post(body, 3, Content_Encoding=encoding)
+    assert resp.status_code == status and says in resp.text
+    assert drain.bus.tail(ROUTER.topic) == []
+
+
+def test_the_body_limit_holds_for_the_decoded_gzip_body(tmp_path: Path) -> None:
+    """A zip bomb: 1 kB on the wire that inflates far past the limit is refused."""
+    drain = Drain(tmp_path, max_body_bytes=4096)
+    try:
+        bomb = gzip.compress(b"0" * 1_000_000)
+        assert len(bomb) < 4096
+        resp = drain.post(bomb, 1, Content_Encoding="gzip")
+        assert resp.status_code == 413 and "decodes to more than 4096 bytes" in resp.text
+        assert drain.bus.tail(ROUTER.topic) == []
+    finally:
+        drain.close()
+
+
+@pytest.mark.parametrize(
+    ("authorization", "status"),
+    [
+        ("Bearer {secret}", 204),  # log-shuttle -bearer-token
+        ("bearer {secret}", 204),  # the scheme is case-insensitive
+        ("Bearer wrong", 401),
+        ("Bearer ", 401),
+        ("Token {secret}", 401),
+    ],
+)
+def test_a_bearer_drain_secret_is_accepted(drain: Drain, authorization: str, status: int) -> None:
+    header = authorization.format(secret=drain.app.drain_secret)
+    assert drain.post(drains.body(LINES), 3, Authorization=header).status_code == status

@@ -1,4 +1,5 @@
 import math
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -17,7 +18,9 @@ values = st.lists(
 
 
 def exact(data: list[float], q: float) -> float:
-    return float(np.quantile(np.array(data), q, method="lower"))
+    """The nearest-rank q-quantile, by exact arithmetic: the ceil(q * n)-th smallest."""
+    rank = math.ceil(Fraction(str(q)) * len(data))
+    return sorted(data)[max(rank, 1) - 1]
 
 
 def within(estimate: float | None, truth: float) -> bool:
@@ -58,8 +61,11 @@ def test_agrees_with_the_ddsketch_library_within_both_bounds(data: list[float]) 
     for v in data:
         ref.add(v)
     ours = sketch.from_values(np.array(data))
+    n = len(data)
     for q in (0.5, 0.95, 0.99):
-        theirs = ref.get_quantile_value(q)
+        # The library answers rank q' * (n - 1); ask it for the rank that ours reads.
+        rank = max(math.ceil(Fraction(str(q)) * n), 1) - 1
+        theirs = ref.get_quantile_value(rank / (n - 1) if n > 1 else 0.0)
         mine = sketch.quantiles(ours, (q,))[0]
         assert mine is not None and theirs is not None
         assert math.isclose(mine, theirs, rel_tol=0.01 + sketch.RELATIVE_ACCURACY + 1e-9)
@@ -186,3 +192,22 @@ def test_a_packed_sketch_is_far_smaller_on_the_wire_than_a_wide_one() -> None:
     # Sketches stored before packing existed, [zeros, keys, counts], read as wide ones.
     old = msgspec.msgpack.encode([wide.zeros, wide.keys, wide.counts])
     assert msgspec.msgpack.decode(old, type=sketch.Sketch) == wide
+
+
+@pytest.mark.parametrize(
+    ("data", "q", "want"),
+    [
+        # nine fast requests and one slow one: the slow one is the p95 and the p99
+        ([10, 20, 30, 40, 50, 60, 70, 80, 90, 1000], 0.95, 1000),
+        ([10, 20, 30, 40, 50, 60, 70, 80, 90, 1000], 0.99, 1000),
+        ([10, 20, 30, 40, 50, 60, 70, 80, 90, 1000], 0.5, 50),  # the 5th of 10
+        ([10, 20, 30, 40, 50, 60, 70, 80, 90, 1000], 0.9, 90),  # the 9th of 10
+        ([7], 0.5, 7),
+        ([7], 0.0, 7),
+        # 0.95 * 20 is 19 but for float error: the 19th, not the 20th
+        (list(range(1, 21)), 0.95, 19),
+    ],
+)
+def test_quantiles_are_read_at_the_nearest_rank(data: list[int], q: float, want: int) -> None:
+    (got,) = sketch.quantiles(sketch.from_values(np.array(data, dtype=float)), (q,))
+    assert within(got, want)

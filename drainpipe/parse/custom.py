@@ -1,4 +1,8 @@
-"""Parse l2met-style custom metrics (count#, sample#, measure#) out of an app's own lines."""
+"""Parse l2met-style custom metrics (count#, sample#, measure#) out of an app's own lines.
+
+l2met's older syntax, `measure.db.query=12ms` (also `count.` and `sample.`), is read as
+its `#` form: apps instrumented before the `#` syntax still log it.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from drainpipe.parse.dyno import process_type
 
 # The value's numeric part; a unit may follow (ms, s, MB, ...) and is not kept.
 _ITEM = re.compile(
-    r"(?:^|\s)(count|sample|measure)#([A-Za-z0-9_.\-]{1,200})=([-+]?(?:\d+\.?\d*|\.\d+)"
+    r"(?:^|\s)(count|sample|measure)[#.]([A-Za-z0-9_.\-]{1,200})=([-+]?(?:\d+\.?\d*|\.\d+)"
     r"(?:[eE][-+]?\d+)?)?(\S*)"
 )
 _SOURCE = re.compile(r"(?:^|\s)source=([A-Za-z0-9_.\-]+)")
@@ -24,7 +28,7 @@ def parse_custom(ts_ms: int, procid: str, text: str) -> CustomMetrics | Skipped 
     An empty value counts as 1 (`count#hits=`). The process type comes from `source=`
     when it names a dyno, else from the procid (`web.1` -> `web`).
     """
-    if "#" not in text:
+    if "#" not in text and not ("count." in text or "sample." in text or "measure." in text):
         return None
     found = _ITEM.findall(text)
     if not found:

@@ -53,6 +53,12 @@ def _config(attrs: dict[str, str]) -> tuple[str, dict[str, str]]:
     return "config", attrs
 
 
+def _l10(attrs: dict[str, str]) -> tuple[str, dict[str, str]]:
+    if "drain_dropped" in attrs:  # the wording that names the drain
+        attrs["dropped"] = attrs.pop("drain_dropped")
+    return "logplex_drop", attrs
+
+
 def _build(attrs: dict[str, str]) -> tuple[str, dict[str, str]]:
     attrs["status"] = attrs["status"].lower()
     return "build", attrs
@@ -98,12 +104,14 @@ _RULES: Final[tuple[_Rule, ...]] = tuple(
         # Cycling
         (("cycling ",), False, r"Cycling\b", _same("cycle")),
         # Error L10 (output buffer overflow): 54 messages dropped since 2026-11-21T10:00:00+00:00.
+        # Error L10 (output buffer overflow): drain 'd.8b1c…' dropped 11 messages since 2026-…
         (
             ("error l10 ",),
             True,
-            r"Error L10 \([^)]*\):?\s*(?P<dropped>[0-9]+) messages? dropped"
+            r"Error L10 \([^)]*\):?\s*(?:(?P<dropped>[0-9]+) messages? dropped"
+            r"|drain '(?P<drain>[^']*)' dropped (?P<drain_dropped>[0-9]+) messages?)"
             r"(?: since (?P<since>\S+?)\.?(?=\s|$))?",
-            _same("logplex_drop"),
+            _l10,
         ),
         # Error R10 (Boot timeout) -> Web process failed to bind to $PORT within 60 seconds
         (

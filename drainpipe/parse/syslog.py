@@ -1,10 +1,14 @@
 """Split one RFC 5424 syslog message from Logplex into timestamp, app name, procid and text.
 
 Logplex's layout is `<PRI>1 TIMESTAMP host APPNAME PROCID - MSG`: the `-` is the MSGID
-and Logplex sends no structured data. Structured data from other senders is skipped
-when it is unambiguously RFC 5424 structured data: one or more `[SD-ID ...]` elements
-whose SD-ID is IANA-registered (timeQuality, origin, meta) or has the private
-`name@number` form. App output such as `[req-42] Started GET` therefore stays text.
+and Logplex sends no structured data. Other senders follow RFC 5424 to the letter and put
+the structured data between MSGID and MSG: log-shuttle's `... web.1 - - State changed`,
+and Heroku's own `heroku logplex - - Error L10 ...`. Its NILVALUE `-` is stripped, and so
+is real structured data when it is unambiguous: one or more `[SD-ID ...]` elements that
+have parameters (`[id k="v"]`), or whose SD-ID is IANA-registered (timeQuality, origin,
+meta) or has the private `name@number` form. App output such as `[req-42] Started GET`
+therefore stays text; so does app output of a lone `-` word, which an RFC 5424 sender
+would have sent as `- -`.
 """
 
 from __future__ import annotations
@@ -24,9 +28,14 @@ _FRACTION_SCALE: Final = (0, 100, 10, 1)  # ms per unit of a 1-, 2- or 3-digit f
 _CACHE_LIMIT: Final = 4096
 _second_ms_cache: dict[bytes, int] = {}  # "YYYY-MM-DDTHH:MM:SS" + offset -> epoch ms
 _names: dict[bytes, str] = {}  # app names and procids repeat on almost every line
+_SD_PARAM: Final = rb" [^\s=\]\"]{1,32}=\"(?:[^\"\\]|\\.)*\""
 _SD: Final = re.compile(
-    rb"(?:\[(?:timeQuality|origin|meta|[^\s=\]\"@]{1,32}@[0-9]+(?:\.[0-9]+)*)"
-    rb"(?: [^\s=\]\"]{1,32}=\"(?:[^\"\\]|\\.)*\")*\])+(?: |$)",
+    rb"(?:\[(?:(?:timeQuality|origin|meta|[^\s=\]\"@]{1,32}@[0-9]+(?:\.[0-9]+)*)"
+    + rb"(?:"
+    + _SD_PARAM
+    + rb")*|[^\s=\]\"]{1,32}(?:"
+    + _SD_PARAM
+    + rb")+)\])+(?: |$)",
     re.DOTALL,
 )
 
@@ -116,7 +125,9 @@ def parse_header(msg: bytes) -> tuple[int, str, str, str] | Skipped:
     if len(parts) == 6:
         return ts_ms, header_field(appname), header_field(procid), ""
     rest = parts[6]
-    if rest[:1] == b"[":
+    if rest[:2] == b"- " or rest == b"-":  # the NILVALUE: no structured data
+        rest = rest[2:]
+    elif rest[:1] == b"[":
         sd = _SD.match(rest)
         if sd is not None:
             rest = rest[sd.end() :]

@@ -19,7 +19,7 @@ import numpy as np
 from drainpipe import accum, codec
 from drainpipe.bus import Bus, OutRecord, Position, TopicPartition
 from drainpipe.clock import SYSTEM, Clock
-from drainpipe.model import CUSTOM, SCHEMA_BY_TOPIC, SCHEMAS, schema_of_family, summary_key
+from drainpipe.model import CUSTOM, ROUTER, SCHEMA_BY_TOPIC, SCHEMAS, schema_of_family, summary_key
 from drainpipe.rollup.window import Message, RollupCore
 from drainpipe.selfmetrics import SelfMetrics
 
@@ -82,6 +82,8 @@ class RollupWorker:
                         cols = {name: np.empty(0, dtype) for name, dtype in schema.columns}
                     if schema is CUSTOM:
                         family, cols = f"custom.{series}", accum.custom_columns(cols)
+                    elif schema is ROUTER:
+                        cols = accum.router_columns(cols)
                     batch.append(((m.topic, m.partition), m.offset, family, owner, pt, cols))
                 if batch:
                     self.core.add_many(batch)  # one vectorized pass per poll

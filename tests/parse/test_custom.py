@@ -17,6 +17,13 @@ TS = 1_795_000_000_000
             "at=info count#signups=1 user=42 sample#queue.depth=4 measure#render=3s",
             (("signups", "count", 1.0), ("queue.depth", "sample", 4.0), ("render", "measure", 3.0)),
         ),
+        # l2met's older syntax, a dot for the hash, alone or beside the new one
+        ("measure.db.query=12ms", (("db.query", "measure", 12.0),)),
+        (
+            "count.orders=2 measure#render=3ms",
+            (("orders", "count", 2.0), ("render", "measure", 3.0)),
+        ),
+        ("sample.queue.depth=4", (("queue.depth", "sample", 4.0),)),
         # an empty value counts as 1
         ("count#hits=", (("hits", "count", 1.0),)),
         # signs, exponents, leading dots
@@ -48,6 +55,8 @@ def test_source_names_the_process_type_before_the_procid() -> None:
         "Completed 200 OK in 12ms",  # ordinary output
         "see issue #42",  # a hash that is no metric
         "count #x=1",  # not glued to its kind
+        'at=info msg="v1.2 released"',  # dots that are no metric
+        "recount.x=1",  # a kind inside a longer word
     ],
 )
 def test_lines_without_metrics_are_none(text: str) -> None:

@@ -226,6 +226,20 @@ USER = "a@example.com"
             "logplex_drop",
             {"dropped": "54", "since": "2026-11-21T10:00:00+00:00"},
         ),
+        # the newer wording, which names the drain
+        (
+            "heroku",
+            "logplex",
+            "Error L10 (output buffer overflow): drain 'd.2b9a7c6e-1f0d-4e3b-9a8c-5d4e3f2a1b0c' "
+            "dropped 11 messages since 2026-11-21T10:00:00+00:00.",
+            "",
+            "logplex_drop",
+            {
+                "dropped": "11",
+                "drain": "d.2b9a7c6e-1f0d-4e3b-9a8c-5d4e3f2a1b0c",
+                "since": "2026-11-21T10:00:00+00:00",
+            },
+        ),
         # a drop report with a fractional since time and no final dot
         (
             "heroku",

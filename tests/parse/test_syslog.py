@@ -217,3 +217,50 @@ def test_parse_timestamp_agrees_with_datetime_on_any_rfc3339_instant(
     elif timespec == "milliseconds":
         exact_us -= when.microsecond % 1000
     assert parse_timestamp(text.encode()) == exact_us // 1000
+
+
+@pytest.mark.parametrize(
+    ("msg", "text"),
+    [
+        # log-shuttle's default header: MSGID and the structured data's NILVALUE
+        (
+            b"<190>1 2026-11-21T10:00:00+00:00 host heroku web.1 - - "
+            b"State changed from starting to up\n",
+            "State changed from starting to up",
+        ),
+        # Heroku's own error-code page: an L10 report with both NILVALUEs
+        (
+            b"<172>1 2026-11-21T10:00:00+00:00 host heroku logplex - - Error L10 (output buffer "
+            b"overflow): 54 messages dropped since 2026-11-21T10:00:00+00:00.",
+            "Error L10 (output buffer overflow): 54 messages dropped since "
+            "2026-11-21T10:00:00+00:00.",
+        ),
+        # a router line from an RFC 5424 sender
+        (
+            b"<158>1 2026-11-21T10:00:00+00:00 host heroku router - - " + ROUTER_TEXT.encode(),
+            ROUTER_TEXT,
+        ),
+        # NILVALUE and nothing after it
+        (b"<190>1 2026-11-21T10:00:00+00:00 host app web.1 - -", ""),
+        # structured data with a parameter, whatever its SD-ID
+        (
+            b'<190>1 2026-11-21T10:00:00+00:00 host app web.1 - [exampleSDID k="v"] hello',
+            "hello",
+        ),
+        # two elements, a private and a registered one
+        (
+            b'<190>1 2026-11-21T10:00:00+00:00 host app web.1 - [a@32473 x="1"][meta y="2"] hi',
+            "hi",
+        ),
+        # app output in brackets with no parameters stays text
+        (
+            b"<190>1 2026-11-21T10:00:00+00:00 host app web.1 - [req-42] Started GET",
+            "[req-42] Started GET",
+        ),
+        # dashes that are app output, not a NILVALUE
+        (b"<190>1 2026-11-21T10:00:00+00:00 host app web.1 - --verbose set", "--verbose set"),
+    ],
+)
+def test_rfc5424_structured_data_is_stripped_before_the_text(msg: bytes, text: str) -> None:
+    header = parse_header(msg)
+    assert not isinstance(header, Skipped) and header[3] == text
