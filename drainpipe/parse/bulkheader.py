@@ -27,11 +27,11 @@ from drainpipe.parse.syslog import header_field
 
 Header = tuple[int, str, str, str]  # (ts_ms, appname, procid, text) as parse_header gives
 # No field may be empty (parse_header skips the line then); text that opens with `[` or
-# `- ` may be structured data or its NILVALUE, which parse_header alone decides about.
+# `-` may be structured data or its NILVALUE, which parse_header alone decides about.
 _LINE: Final = re.compile(
     PRI
     + TIMESTAMP
-    + rb"[^ \n]++ ([^ \n]++) ([^ \n]++) [^ \n]++ (?!\[|-(?:[ \r\n]))([^\n]*+)\n|[^\n]*+\n"
+    + rb"[^ \n]++ ([^ \n]++) ([^ \n]++) [^ \n]++ (?![\[-])([^\n]*+)\n|[^\n]*+\n"
 )
 
 
