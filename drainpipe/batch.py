@@ -1,8 +1,16 @@
 """Turn the frames of one drain request into bus records: parse, check, group, encode.
 
 Pure: no I/O and no clock (the caller passes `now_ms`). Lines are grouped into one
-columnar batch per (measurement type, process type), so a 500-line request becomes a
-handful of bus messages, each keyed by owner and process type for partitioning.
+columnar batch per (measurement type, process type, series), so a 500-line request
+becomes a handful of bus messages, each keyed by owner and process type for partitioning.
+
+Grouping must not change what counts as late. The rollup judges each row against the
+newest event time before it on its partition, message after message, and only the
+minute of that watermark decides. A request whose lines raise the watermark into a later
+minute is therefore cut there (`_in_log_order`): each topic's batches are split at every
+line that does so, and the pieces go out in the order of their first lines, so every row
+meets the watermark minute it would have met had the lines come one at a time. A request
+of one minute, the usual case, stays one batch per key.
 """
 
 from __future__ import annotations
@@ -11,8 +19,10 @@ import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Final
 
 import numpy as np
+import numpy.typing as npt
 
 from drainpipe import codec
 from drainpipe.accum import Column
@@ -23,6 +33,7 @@ from drainpipe.model import (
     EVENTS_TOPIC,
     LOAD,
     MEMORY,
+    MINUTE_MS,
     ROUTER,
     CustomMetrics,
     DynoLoad,
@@ -67,6 +78,9 @@ def _code(code: str | None) -> int:
 
 _Key = tuple[Schema, str, str]  # (measurement type, process type, series)
 _Rows = dict[_Key, list[tuple[float, ...]]]
+# The frame index of each row (in frame order), its key, and its columns.
+_Batch = tuple[npt.NDArray[np.int64], _Key, Mapping[str, Column]]
+_NO_CUTS: Final = np.empty(0, np.int64)
 _Events = dict[str, list[EventRecord]]
 
 
@@ -160,6 +174,47 @@ def _columns(schema: Schema, table: list[tuple[float, ...]]) -> dict[str, Column
     }
 
 
+def _chunk_starts(parts: list[_Batch]) -> npt.NDArray[np.int64]:
+    """The frame indices, after the first line, of the lines that raise the newest event
+    time of these batches (one topic's) into a later minute, taken in frame order."""
+    first = min(range(len(parts)), key=lambda i: int(parts[i][0][0]))
+    first_minute = int(parts[first][2]["ts_ms"][0]) // MINUTE_MS
+    if max(int(p[2]["ts_ms"].max()) for p in parts) // MINUTE_MS == first_minute:
+        return _NO_CUTS  # one minute throughout: nothing is cut
+    if len(parts) == 1:
+        index, ts = parts[0][0], parts[0][2]["ts_ms"]
+    else:
+        index = np.concatenate([p[0] for p in parts])
+        ts = np.concatenate([p[2]["ts_ms"] for p in parts])
+        order = np.argsort(index, kind="stable")
+        index, ts = index[order], ts[order]
+    minute = np.maximum.accumulate(ts.astype(np.int64, copy=False)) // MINUTE_MS
+    return index[np.flatnonzero(minute[1:] > minute[:-1]) + 1]
+
+
+def _in_log_order(batches: list[_Batch]) -> list[tuple[_Key, Mapping[str, Column]]]:
+    """The batches (in the order of their first lines) cut where their lines raise the
+    watermark's minute, each topic on its own; the pieces in the order of their first lines
+    (see the module's docstring)."""
+    by_topic: dict[str, list[_Batch]] = {}
+    for b in batches:
+        by_topic.setdefault(b[1][0].topic, []).append(b)
+    cuts = {topic: _chunk_starts(parts) for topic, parts in by_topic.items()}
+    if not any(c.size for c in cuts.values()):
+        return [(key, columns) for _, key, columns in batches]
+    pieces: list[tuple[int, _Key, Mapping[str, Column]]] = []
+    for index, key, columns in batches:
+        chunk = np.searchsorted(cuts[key[0].topic], index, side="right")
+        starts = [0, *(np.flatnonzero(chunk[1:] != chunk[:-1]) + 1).tolist()]
+        if len(starts) == 1:
+            pieces.append((int(index[0]), key, columns))
+            continue
+        for a, end in zip(starts, [*starts[1:], len(index)], strict=True):
+            pieces.append((int(index[a]), key, {name: c[a:end] for name, c in columns.items()}))
+    pieces.sort(key=lambda piece: piece[0])  # stable: one line's series keep their order
+    return [(key, columns) for _, key, columns in pieces]
+
+
 def _encode(
     owner: str, batches: Sequence[tuple[_Key, Mapping[str, Column]]], events: _Events, out: Parsed
 ) -> Parsed:
@@ -180,10 +235,15 @@ def build_reference(
     rows: _Rows = {}
     events: _Events = {}
     oldest, horizon = now_ms - max_age_ms, now_ms + max_future_ms
-    for frame in frames:
-        _take(parse_message(frame), oldest, horizon, out, rows, events)
-    batches = [(key, _columns(key[0], table)) for key, table in rows.items()]
-    return _encode(owner, batches, events, out)
+    where: dict[_Key, list[int]] = {}
+    for i, frame in enumerate(frames):
+        for key in _take(parse_message(frame), oldest, horizon, out, rows, events):
+            where.setdefault(key, []).append(i)
+    batches: list[_Batch] = [
+        (np.array(where[key], np.int64), key, _columns(key[0], table))
+        for key, table in rows.items()
+    ]
+    return _encode(owner, _in_log_order(batches), events, out)
 
 
 def _bulk(
@@ -196,7 +256,7 @@ def _bulk(
     out: Parsed,
     rows: _Rows,
     where: dict[_Key, list[int]],
-) -> list[tuple[int, _Key, Mapping[str, Column]]]:
+) -> list[_Batch]:
     """Count lines read in bulk in `out`; (first frame index, key, columns) of each batch,
     with the rows of the same key read one by one (popped from `rows`) merged in."""
     ahead = read.ts_ms > horizon
@@ -212,7 +272,7 @@ def _bulk(
         out.lines[kind] += kept
     else:
         return []
-    batches: list[tuple[int, _Key, Mapping[str, Column]]] = []
+    batches: list[_Batch] = []
     for pt_id, pt in enumerate(process_types):
         chosen = fresh & (read.pt_id == pt_id) if len(process_types) > 1 else fresh
         index = read.index[chosen]
@@ -230,7 +290,7 @@ def _bulk(
                 name: np.concatenate((columns[name], one_by_one[name]))[order] for name in columns
             }
             index = index[order]
-        batches.append((int(index[0]), key, columns))
+        batches.append((index, key, columns))
     return batches
 
 
@@ -284,6 +344,6 @@ def build(
     batches += _bulk(MEMORY, "memory", memory, types, oldest, horizon, out, rows, where)
     batches += _bulk(LOAD, "load", load, types, oldest, horizon, out, rows, where)
     for key, table in rows.items():
-        batches.append((where[key][0], key, _columns(key[0], table)))
-    batches.sort(key=lambda batch: batch[0])
-    return _encode(owner, [(key, columns) for _, key, columns in batches], events, out)
+        batches.append((np.array(where[key], np.int64), key, _columns(key[0], table)))
+    batches.sort(key=lambda batch: int(batch[0][0]))
+    return _encode(owner, _in_log_order(batches), events, out)

@@ -394,3 +394,29 @@ def test_what_real_senders_send_is_counted_exactly(server: ServerAndApps) -> Non
     assert db[("web", iso(base))]["count"] == 1
     assert sorted(str(e["kind"]) for e in events) == ["logplex_drop", "state"]
     assert "drainpipe_logplex_dropped_messages_total 11.0" in srv.text("/metrics")
+
+
+def test_one_request_of_in_order_lines_feeding_two_metrics_counts_every_line(
+    server: ServerAndApps,
+) -> None:
+    """30 app lines a minute apart, from 40 to 11 minutes ago, each with a count# and a
+    measure#: every line counts in both (measure# used to lose 24 as late)."""
+    srv, apps = server
+    shop = apps["shop"]
+    now = int(time.time() * 1000)
+    base = now - now % MIN - 40 * MIN
+    lines = [
+        drains.event(base + m * MIN, "app", "web.1", "count#orders=1 measure#db.query=5ms")
+        for m in range(30)
+    ]
+    assert srv.post(shop["drain_secret"], drains.body(lines), len(lines)) == 204
+    start, end = base - MIN, base + 31 * MIN
+    deadline = time.monotonic() + 15
+    orders = queries = 0.0
+    while time.monotonic() < deadline:
+        orders = sum(p["total"] for p in points(srv, shop, "custom.orders", start, end).values())
+        queries = sum(p["count"] for p in points(srv, shop, "custom.db.query", start, end).values())
+        if (orders, queries) == (30, 30):
+            break
+        time.sleep(0.1)
+    assert (orders, queries) == (30, 30)

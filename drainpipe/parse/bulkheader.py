@@ -29,9 +29,7 @@ Header = tuple[int, str, str, str]  # (ts_ms, appname, procid, text) as parse_he
 # No field may be empty (parse_header skips the line then); text that opens with `[` or
 # `-` may be structured data or its NILVALUE, which parse_header alone decides about.
 _LINE: Final = re.compile(
-    PRI
-    + TIMESTAMP
-    + rb"[^ \n]++ ([^ \n]++) ([^ \n]++) [^ \n]++ (?![\[-])([^\n]*+)\n|[^\n]*+\n"
+    PRI + TIMESTAMP + rb"[^ \n]++ ([^ \n]++) ([^ \n]++) [^ \n]++ (?![\[-])([^\n]*+)\n|[^\n]*+\n"
 )
 
 

@@ -4,7 +4,8 @@ Rules (they make crash recovery exact, see `positions`):
 - A partition's watermark is the newest event time seen on it. A row counts if its
   minute is no more than `lateness_ms` behind the watermark's minute, the watermark
   including the row itself; rows are judged in log order, exactly as if one at a time.
-  Later rows are dropped and counted in `dropped_late`.
+  Later rows are dropped and counted in `dropped_late`. (`batch` cuts a drain request's
+  batches so that this log order is the order its lines arrived in.)
 - `flush` returns every window that changed since the last flush, then forgets windows
   that can no longer change (older than the watermark's minute minus the lateness).
 - `positions` gives, per partition, the raw offset to resume from: the first offset of
