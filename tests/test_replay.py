@@ -234,3 +234,32 @@ def test_unknown_formats_and_apps_get_clear_errors(
     assert "no app named 'nope'" in capsys.readouterr().err
     assert cli.main(["replay", str(good), "--app", "shop", "--data-dir", str(tmp_path / "x")]) == 2
     assert "drainpipe apps create shop" in capsys.readouterr().err
+
+
+def test_in_order_heroku_logs_with_mixed_custom_metrics_are_all_used_and_none_late(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`heroku logs` of app lines a minute apart over half an hour, each feeding two or
+    three metrics: the report counts them as used, and nothing is late."""
+    start_ms = int(time.time() * 1000) // MIN_MS * MIN_MS - 40 * MIN_MS
+    texts = ["count#orders=1 measure#db.query=5ms", "sample#depth=3 count#orders=2"]
+    src = tmp_path / "app.log"
+    src.write_text(
+        "".join(
+            f"{drains.ts(start_ms + m * MIN_MS)} app[web.1]: {texts[m % 2]}\n" for m in range(30)
+        )
+    )
+    owner = new_app(tmp_path / "data")
+    argv = ["replay", str(src), "--app", "shop", "--data-dir", str(tmp_path / "data")]
+    assert cli.main(argv) == 0
+    err = capsys.readouterr().err
+    assert "used: custom 30;" in err and "late-dropped by the rollup: none" in err
+    store = SqliteStore(tmp_path / "data" / "metrics.sqlite")
+    try:
+        end = start_ms + 31 * MIN_MS
+        orders = store.read_summaries(owner, "custom.orders", start_ms, end)
+        queries = store.read_summaries(owner, "custom.db.query", start_ms, end)
+        assert sum(s.stats["count"].sum for s in orders) == 15 * 1 + 15 * 2
+        assert sum(s.stats["measure"].count for s in queries) == 15
+    finally:
+        store.close()
