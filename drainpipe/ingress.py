@@ -166,11 +166,13 @@ class Ingress:
         if ctype.split(";")[0].strip().lower() != "application/logplex-1":
             return 415, "content_type", f"Content-Type {ctype!r} is not application/logplex-1"
         raw_count = headers.get(b"logplex-msg-count")
-        try:
-            msg_count = int(raw_count) if raw_count is not None else None
-        except ValueError:
-            shown = raw_count.decode("latin-1") if raw_count is not None else ""
-            return 400, "msg_count", f"Logplex-Msg-Count {shown!r} is not a number"
+        msg_count = None
+        if raw_count is not None:
+            # Digits only: int() would also take "1_0", " 10" and "+10".
+            if not (raw_count.isdigit() and raw_count.isascii()):
+                shown = raw_count.decode("latin-1")
+                return 400, "msg_count", f"Logplex-Msg-Count {shown!r} is not a number"
+            msg_count = int(raw_count)
         length = headers.get(b"content-length", b"")
         if length.isdigit() and int(length) > self.config.max_body_bytes:
             return (

@@ -123,6 +123,9 @@ def test_a_body_over_the_limit_is_413_whether_announced_or_not(tmp_path: Path) -
     [
         ({"Content-Type": "text/plain"}, 415, "is not application/logplex-1"),
         ({"Logplex-Msg-Count": "three"}, 400, "'three' is not a number"),
+        # int() would read these as 3 or 10: digits only
+        ({"Logplex-Msg-Count": "1_0"}, 400, "'1_0' is not a number"),
+        ({"Logplex-Msg-Count": "+3"}, 400, "'+3' is not a number"),
         ({"Logplex-Msg-Count": "2"}, 400, "says 2 messages but the body has 3 frames"),
     ],
 )

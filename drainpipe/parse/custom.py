@@ -18,6 +18,9 @@ _ITEM = re.compile(
 )
 _SOURCE = re.compile(r"(?:^|\s)source=([A-Za-z0-9_.\-]+)")
 MAX_ITEMS = 64
+# Values beyond this are unreadable: sums of them could overflow to infinity, which JSON
+# cannot carry; no count, gauge or duration an app logs comes near it.
+MAX_VALUE = 1e15
 
 
 # <190>1 2026-11-21T10:00:00.123456+00:00 host app web.1 - source=web.1 measure#db.query=12.5ms
@@ -25,7 +28,8 @@ MAX_ITEMS = 64
 def parse_custom(ts_ms: int, procid: str, text: str) -> CustomMetrics | Skipped | None:
     """The metrics of one app line; None when it has none; Skipped when all are unreadable.
 
-    An empty value counts as 1 (`count#hits=`). The process type comes from `source=`
+    An empty value counts as 1 (`count#hits=`); a value beyond +-MAX_VALUE is unreadable.
+    The process type comes from `source=`
     when it names a dyno, else from the procid (`web.1` -> `web`).
     """
     if "#" not in text and not ("count." in text or "sample." in text or "measure." in text):
@@ -36,7 +40,9 @@ def parse_custom(ts_ms: int, procid: str, text: str) -> CustomMetrics | Skipped 
     items: list[tuple[str, str, float]] = []
     for kind, name, number, rest in found[:MAX_ITEMS]:
         if number:
-            items.append((name, kind, float(number)))
+            value = float(number)
+            if -MAX_VALUE <= value <= MAX_VALUE:
+                items.append((name, kind, value))
         elif not rest:
             items.append((name, kind, 1.0))
     if not items:

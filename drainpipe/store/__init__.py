@@ -63,4 +63,6 @@ def day_of(ms: int) -> int:
 def day_name(day: int) -> str:
     import datetime as dt
 
-    return (dt.date(1970, 1, 1) + dt.timedelta(days=day)).strftime("%Y%m%d")
+    d = dt.date(1970, 1, 1) + dt.timedelta(days=day)
+    # Not strftime("%Y"): glibc writes year 1 as "1", and names must sort as days do.
+    return f"{d.year:04d}{d.month:02d}{d.day:02d}"

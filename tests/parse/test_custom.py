@@ -63,8 +63,15 @@ def test_lines_without_metrics_are_none(text: str) -> None:
     assert parse_custom(TS, "web.1", text) is None
 
 
-def test_a_line_whose_metrics_are_all_unreadable_is_skipped() -> None:
-    assert parse_custom(TS, "web.1", "measure#x=abc") == Skipped("custom_metric")
+@pytest.mark.parametrize("text", ["measure#x=abc", "count#x=1e308", "sample#x=-2e15"])
+def test_a_line_whose_metrics_are_all_unreadable_is_skipped(text: str) -> None:
+    """1e308 twice would sum to infinity, which a JSON answer cannot carry."""
+    assert parse_custom(TS, "web.1", text) == Skipped("custom_metric")
+
+
+def test_a_value_out_of_range_is_left_out_and_the_rest_of_the_line_is_read() -> None:
+    got = parse_custom(TS, "web.1", "count#big=1e308 count#ok=2 measure#edge=1e15")
+    assert got == CustomMetrics(TS, "web", (("ok", "count", 2.0), ("edge", "measure", 1e15)))
 
 
 def test_app_lines_reach_the_custom_parser_and_api_lines_do_not() -> None:

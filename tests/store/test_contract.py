@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import numpy as np
+import pytest
 
 from drainpipe import accum, codec
 from drainpipe.codec import EncodedSummary
@@ -146,3 +148,24 @@ def test_retention_drops_whole_days_and_names_them(store: Store) -> None:
     # a late write for a dropped day is accepted again (and dropped by the next run)
     store.write_summaries(encoded([router_summary("app-a", "web", (DAY - 2) * DAY_MS)]))
     assert store.drop_before(cutoff) == [f"summaries_{day_name(DAY - 2)}"]
+
+
+YEAR_1 = int(datetime(1, 1, 1, tzinfo=UTC).timestamp() * 1000)
+
+
+@pytest.mark.parametrize(
+    ("ms", "name"),
+    [
+        (YEAR_1, "00010101"),
+        (int(datetime(999, 12, 31, tzinfo=UTC).timestamp() * 1000), "09991231"),
+        (0, "19700101"),
+    ],
+)
+def test_day_names_have_four_digit_years_so_they_sort_as_days_do(ms: int, name: str) -> None:
+    assert day_name(day_of(ms)) == name
+
+
+def test_retention_drops_a_day_of_year_one(store: Store) -> None:
+    """Named `summaries_10101` (glibc's %Y), it sorted after every real day and stayed."""
+    store.write_summaries(encoded([router_summary("app-a", "web", YEAR_1 + 6 * 3_600_000)]))
+    assert store.drop_before(DAY * DAY_MS) == ["summaries_00010101"]
