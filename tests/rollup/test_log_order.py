@@ -111,13 +111,14 @@ def _split(lines: list[str], cuts: list[int]) -> list[list[str]]:
     return [lines[a:b] for a, b in itertools.pairwise(edges) if b > a]
 
 
+# Up to 40 lines of any mix, cut into requests anywhere, on 1, 2 or 8 partitions.
+MIXES = st.lists(KINDS, min_size=1, max_size=40)
+CUTS = st.lists(st.integers(0, 40), max_size=5)
+PARTITIONS = st.sampled_from([1, 2, 8])
+
+
 @settings(max_examples=150, deadline=None)
-@given(
-    kinds=st.lists(KINDS, min_size=1, max_size=40),
-    gaps=st.lists(st.integers(0, 3 * MIN), min_size=40, max_size=40),
-    cuts=st.lists(st.integers(0, 40), max_size=5),
-    partitions=st.sampled_from([1, 2, 8]),
-)
+@given(MIXES, st.lists(st.integers(0, 3 * MIN), min_size=40, max_size=40), CUTS, PARTITIONS)
 def test_in_order_input_drops_nothing_whatever_the_mix_and_split(
     kinds: list[str], gaps: list[int], cuts: list[int], partitions: int
 ) -> None:
@@ -131,12 +132,7 @@ def test_in_order_input_drops_nothing_whatever_the_mix_and_split(
 
 
 @settings(max_examples=150, deadline=None)
-@given(
-    kinds=st.lists(KINDS, min_size=1, max_size=40),
-    offsets=st.lists(st.integers(0, 40 * MIN), min_size=40, max_size=40),
-    cuts=st.lists(st.integers(0, 40), max_size=5),
-    partitions=st.sampled_from([1, 2, 8]),
-)
+@given(MIXES, st.lists(st.integers(0, 40 * MIN), min_size=40, max_size=40), CUTS, PARTITIONS)
 def test_any_input_counts_as_if_each_line_came_alone(
     kinds: list[str], offsets: list[int], cuts: list[int], partitions: int
 ) -> None:
