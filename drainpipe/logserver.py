@@ -66,8 +66,19 @@ class LogServer:
             async with self._server:
                 await self._server.serve_forever()
 
-        with contextlib.suppress(asyncio.CancelledError):
-            self._loop.run_until_complete(main())
+        try:
+            with contextlib.suppress(asyncio.CancelledError):
+                self._loop.run_until_complete(main())
+        finally:
+            # Closed here, in its thread: a loop left open is closed by the garbage
+            # collector at exit, after its self-pipe's socket, and prints a traceback.
+            pending = asyncio.all_tasks(self._loop)
+            for task in pending:
+                task.cancel()
+            if pending:
+                gather = asyncio.gather(*pending, return_exceptions=True)
+                self._loop.run_until_complete(gather)
+            self._loop.close()
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         loop = asyncio.get_running_loop()
