@@ -6,11 +6,12 @@ becomes a handful of bus messages, each keyed by owner and process type for part
 
 Grouping must not change what counts as late. The rollup judges each row against the
 newest event time before it on its partition, message after message, and only the
-minute of that watermark decides. A request whose lines raise the watermark into a later
-minute is therefore cut there (`_in_log_order`): each topic's batches are split at every
-line that does so, and the pieces go out in the order of their first lines, so every row
-meets the watermark minute it would have met had the lines come one at a time. A request
-of one minute, the usual case, stays one batch per key.
+minute of that watermark decides. A request whose lines may raise a partition's
+watermark into a later minute is therefore cut there (`_in_log_order`): each topic's
+batches are split at every such line, and the pieces go out in the order of their first
+lines, so every row meets the watermark minute it would have met had the lines come one
+at a time. A request whose minutes span no more than the lateness, the usual case, stays
+one batch per key.
 """
 
 from __future__ import annotations
@@ -174,13 +175,9 @@ def _columns(schema: Schema, table: list[tuple[float, ...]]) -> dict[str, Column
     }
 
 
-def _chunk_starts(parts: list[_Batch]) -> npt.NDArray[np.int64]:
-    """The frame indices, after the first line, of the lines that raise the newest event
-    time of these batches (one topic's) into a later minute, taken in frame order."""
-    first = min(range(len(parts)), key=lambda i: int(parts[i][0][0]))
-    first_minute = int(parts[first][2]["ts_ms"][0]) // MINUTE_MS
-    if max(int(p[2]["ts_ms"].max()) for p in parts) // MINUTE_MS == first_minute:
-        return _NO_CUTS  # one minute throughout: nothing is cut
+def _rises(parts: list[_Batch]) -> npt.NDArray[np.int64]:
+    """The frame indices of these batches' first line and of every line that raises their
+    newest event time into a later minute, taken in frame order."""
     if len(parts) == 1:
         index, ts = parts[0][0], parts[0][2]["ts_ms"]
     else:
@@ -189,17 +186,40 @@ def _chunk_starts(parts: list[_Batch]) -> npt.NDArray[np.int64]:
         order = np.argsort(index, kind="stable")
         index, ts = index[order], ts[order]
     minute = np.maximum.accumulate(ts.astype(np.int64, copy=False)) // MINUTE_MS
-    return index[np.flatnonzero(minute[1:] > minute[:-1]) + 1]
+    return index[np.flatnonzero(np.append(True, minute[1:] > minute[:-1]))]
 
 
-def _in_log_order(batches: list[_Batch]) -> list[tuple[_Key, Mapping[str, Column]]]:
-    """The batches (in the order of their first lines) cut where their lines raise the
-    watermark's minute, each topic on its own; the pieces in the order of their first lines
-    (see the module's docstring)."""
+def _chunk_starts(parts: list[_Batch], lateness_ms: int) -> npt.NDArray[np.int64]:
+    """Where to cut one topic's batches: every line that may raise the watermark minute of
+    the partition it goes to.
+
+    Which process types share a partition is the bus's business, so the cuts are those of
+    every process type on its own (its first line and its rises): a rise of a partition's
+    watermark is a rise, or the first line, of the process type that causes it. When the
+    request's minutes span no more than the lateness, no order of its rows changes a
+    verdict (none is late against another; only the watermark before the request can
+    drop them), so nothing is cut: nearly every live request.
+    """
+    lo = min(int(p[2]["ts_ms"].min()) for p in parts)
+    hi = max(int(p[2]["ts_ms"].max()) for p in parts)
+    if (hi - hi % MINUTE_MS) - (lo - lo % MINUTE_MS) <= lateness_ms:
+        return _NO_CUTS
+    by_pt: dict[str, list[_Batch]] = {}
+    for p in parts:
+        by_pt.setdefault(p[1][1], []).append(p)
+    return np.unique(np.concatenate([_rises(mine) for mine in by_pt.values()]))
+
+
+def _in_log_order(
+    batches: list[_Batch], lateness_ms: int
+) -> list[tuple[_Key, Mapping[str, Column]]]:
+    """The batches (in the order of their first lines) cut where their lines may raise a
+    partition's watermark minute, each topic on its own; the pieces in the order of their
+    first lines (see the module's docstring)."""
     by_topic: dict[str, list[_Batch]] = {}
     for b in batches:
         by_topic.setdefault(b[1][0].topic, []).append(b)
-    cuts = {topic: _chunk_starts(parts) for topic, parts in by_topic.items()}
+    cuts = {topic: _chunk_starts(parts, lateness_ms) for topic, parts in by_topic.items()}
     if not any(c.size for c in cuts.values()):
         return [(key, columns) for _, key, columns in batches]
     pieces: list[tuple[int, _Key, Mapping[str, Column]]] = []
@@ -228,7 +248,12 @@ def _encode(
 
 
 def build_reference(
-    owner: str, frames: list[bytes], now_ms: int, max_future_ms: int, max_age_ms: int = NO_LIMIT
+    owner: str,
+    frames: list[bytes],
+    now_ms: int,
+    max_future_ms: int,
+    max_age_ms: int = NO_LIMIT,
+    lateness_ms: int = 0,
 ) -> Parsed:
     """What `build` returns, computed one line at a time with `parse_message`."""
     out = Parsed()
@@ -243,7 +268,7 @@ def build_reference(
         (np.array(where[key], np.int64), key, _columns(key[0], table))
         for key, table in rows.items()
     ]
-    return _encode(owner, _in_log_order(batches), events, out)
+    return _encode(owner, _in_log_order(batches, lateness_ms), events, out)
 
 
 def _bulk(
@@ -257,8 +282,8 @@ def _bulk(
     rows: _Rows,
     where: dict[_Key, list[int]],
 ) -> list[_Batch]:
-    """Count lines read in bulk in `out`; (first frame index, key, columns) of each batch,
-    with the rows of the same key read one by one (popped from `rows`) merged in."""
+    """Count lines read in bulk in `out`; (frame index of each row, key, columns) of each
+    batch, with the rows of the same key read one by one (popped from `rows`) merged in."""
     ahead = read.ts_ms > horizon
     fresh = ~ahead & (read.ts_ms >= oldest)
     kept = int(np.count_nonzero(fresh))
@@ -295,7 +320,12 @@ def _bulk(
 
 
 def build(
-    owner: str, frames: list[bytes], now_ms: int, max_future_ms: int, max_age_ms: int = NO_LIMIT
+    owner: str,
+    frames: list[bytes],
+    now_ms: int,
+    max_future_ms: int,
+    max_age_ms: int = NO_LIMIT,
+    lateness_ms: int = 0,
 ) -> Parsed:
     """Records, line counts and skip counts of one request's frames.
 
@@ -303,7 +333,9 @@ def build(
     parse.bulkruntime), every other line by `parse_message`; the result equals
     `build_reference` exactly: batches in the order of their first line, rows in frame
     order, the same counts. Lines dated more than max_future_ms after now_ms are skipped
-    as clock skew, and more than max_age_ms before it as too old.
+    as clock skew, and more than max_age_ms before it as too old. `lateness_ms` is the
+    rollup's: batches are cut for log order only where it can matter (0: wherever the
+    watermark minute may rise).
     """
     out = Parsed()
     rows: _Rows = {}
@@ -346,4 +378,4 @@ def build(
     for key, table in rows.items():
         batches.append((np.array(where[key], np.int64), key, _columns(key[0], table)))
     batches.sort(key=lambda batch: int(batch[0][0]))
-    return _encode(owner, _in_log_order(batches), events, out)
+    return _encode(owner, _in_log_order(batches, lateness_ms), events, out)

@@ -77,7 +77,7 @@ def gunzip(body: bytes, limit: int) -> bytes:
         if not d.eof:
             raise BadGzip("it ends before the gzip stream does")
         if d.unused_data:
-            raise BadGzip("bytes follow the gzip stream")
+            raise BadGzip("bytes follow the gzip stream (one gzip member is accepted)")
     except zlib.error as exc:
         raise BadGzip(str(exc)) from None
     return out
@@ -169,7 +169,7 @@ class Ingress:
         msg_count = None
         if raw_count is not None:
             # Digits only: int() would also take "1_0", " 10" and "+10".
-            if not (raw_count.isdigit() and raw_count.isascii()):
+            if not raw_count.isdigit():  # bytes: ASCII digits only
                 shown = raw_count.decode("latin-1")
                 return 400, "msg_count", f"Logplex-Msg-Count {shown!r} is not a number"
             msg_count = int(raw_count)
@@ -210,7 +210,12 @@ class Ingress:
         frame_id = headers.get(b"logplex-frame-id", b"")[:128].decode("latin-1") or None
         c = self.config
         parsed = batch.build(
-            app.id, frames, self.clock.now_ms(), c.max_future_s * 1000, c.max_age_ms
+            app.id,
+            frames,
+            self.clock.now_ms(),
+            c.max_future_s * 1000,
+            c.max_age_ms,
+            c.lateness_s * 1000,
         )
         try:
             fresh = await self.acceptor.accept(app.id, frame_id, parsed.records)

@@ -339,6 +339,7 @@ def _produce(
     acceptor = LocalAcceptor(pipeline.bus.producer(), recent_frames(pipeline.bus))
     max_future_ms = pipeline.config.max_future_s * 1000
     max_age_ms = pipeline.config.max_age_ms
+    lateness_ms = pipeline.config.lateness_s * 1000
     pending: deque[tuple[Future[bool], batch.Parsed, int]] = deque()
 
     def settle() -> None:  # count a request's lines once the bus has it, as the ingress does
@@ -362,7 +363,9 @@ def _produce(
                 report.skipped.update(chunk.skipped)
                 if chunk.frames:
                     now_ms = pipeline.clock.now_ms()
-                    parsed = batch.build(owner, chunk.frames, now_ms, max_future_ms, max_age_ms)
+                    parsed = batch.build(
+                        owner, chunk.frames, now_ms, max_future_ms, max_age_ms, lateness_ms
+                    )
                     fut = acceptor.submit(owner, chunk.frame_id or None, parsed.records)
                     pending.append((fut, parsed, len(chunk.frames)))
                     while len(pending) > MAX_IN_FLIGHT:

@@ -7,8 +7,9 @@ and Heroku's own `heroku logplex - - Error L10 ...`. Its NILVALUE `-` is strippe
 is real structured data when it is unambiguous: one or more `[SD-ID ...]` elements that
 have parameters (`[id k="v"]`), or whose SD-ID is IANA-registered (timeQuality, origin,
 meta) or has the private `name@number` form. App output such as `[req-42] Started GET`
-therefore stays text; so does app output of a lone `-` word, which an RFC 5424 sender
-would have sent as `- -`.
+therefore stays text. App output that opens with a lone `-` word (`- item`) loses it:
+from a Logplex sender that is text, from an RFC 5424 sender the NILVALUE, and a line
+cannot tell which.
 """
 
 from __future__ import annotations
