@@ -27,25 +27,43 @@ CLOCK_READS = {
     ("time", "monotonic_ns"),
     ("time", "perf_counter"),
     ("time", "perf_counter_ns"),
+    ("time", "clock_gettime"),
+    ("time", "clock_gettime_ns"),
     ("datetime", "now"),
     ("datetime", "utcnow"),
     ("datetime", "today"),
     ("date", "today"),
 }
+# These read the clock only when given no time to convert: `time.gmtime()`.
+CLOCK_READS_WITHOUT_ARGUMENTS = {("time", "gmtime"), ("time", "localtime"), ("time", "ctime")}
 
 
 def clock_reads(source: str) -> list[str]:
-    """The system-clock reads in a module's source, as 'line: module.name'."""
+    """The system-clock reads in a module's source, as 'line: module.name' (modules
+    imported under another name, `import time as t`, by their own name)."""
+    tree = ast.parse(source)
+    real = {"time": "time", "datetime": "datetime", "date": "date"}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            for alias in node.names:
+                if alias.asname and alias.name in ("time", "datetime", "date"):
+                    real[alias.asname] = alias.name
     found = []
-    for node in ast.walk(ast.parse(source)):
+    for node in ast.walk(tree):
         if isinstance(node, ast.Attribute):
             base = node.value
             name = base.attr if isinstance(base, ast.Attribute) else getattr(base, "id", None)
-            if (name, node.attr) in CLOCK_READS:
-                found.append(f"{node.lineno}: {name}.{node.attr}")
+            pair = (real.get(str(name), name), node.attr)
+            if pair in CLOCK_READS:
+                found.append(f"{node.lineno}: {pair[0]}.{pair[1]}")
+        elif isinstance(node, ast.Call) and not node.args and isinstance(node.func, ast.Attribute):
+            base = node.func.value
+            pair = (real.get(getattr(base, "id", ""), ""), node.func.attr)
+            if pair in CLOCK_READS_WITHOUT_ARGUMENTS:
+                found.append(f"{node.lineno}: {pair[0]}.{pair[1]}()")
         elif isinstance(node, ast.ImportFrom) and node.module in ("time", "datetime"):
             for alias in node.names:
-                if (node.module, alias.name) in CLOCK_READS:
+                if (node.module, alias.name) in CLOCK_READS | CLOCK_READS_WITHOUT_ARGUMENTS:
                     found.append(f"{node.lineno}: from {node.module} import {alias.name}")
     return found
 
@@ -77,10 +95,18 @@ def test_the_system_clock_is_the_machines() -> None:
         "from datetime import datetime\nx = datetime.now()\n",
         "import datetime\nx = datetime.datetime.utcnow()\n",
         "from time import time\n",
+        "import time as t\nx = t.time()\n",
+        "import time\nx = time.clock_gettime(time.CLOCK_REALTIME)\n",
+        "import time\nx = time.gmtime()\n",
+        "import time as clock\nx = clock.localtime()\n",
     ],
 )
 def test_the_scan_finds_a_clock_read(source: str) -> None:
     assert clock_reads(source)
+
+
+def test_the_scan_leaves_conversions_of_a_given_time_alone() -> None:
+    assert clock_reads("import time\nx = time.gmtime(0)\ny = time.strftime('%Y', x)\n") == []
 
 
 def test_only_the_clock_module_reads_the_system_clocks() -> None:
