@@ -14,11 +14,11 @@ import asyncio
 import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from typing import Protocol
 
-from drainpipe.bus import OutRecord, Producer
+from drainpipe.bus import BusUnavailable, OutRecord, Producer
 from drainpipe.model import FRAMES_TOPIC, partition_key
 
 RECENT_FRAME_IDS = 65_536
@@ -42,10 +42,14 @@ def frame_record(owner: str, frame_id: str) -> OutRecord:
 
 
 class LocalAcceptor:
-    """Dedup in this process, then the bus producer's durable send."""
+    """Dedup in this process, then the bus producer's durable send.
+
+    `gate`, when set, names why the pipeline cannot take lines now (a stage down or far
+    behind, see `health`); requests are then refused as the bus being unavailable."""
 
     def __init__(self, producer: Producer, recent: Iterable[tuple[str, str]] = ()) -> None:
         self.producer = producer
+        self.gate: Callable[[], str | None] | None = None
         self._lock = threading.Lock()
         self._recent: OrderedDict[bytes, None] = OrderedDict()
         self._inflight: dict[bytes, Future[None]] = {}
@@ -63,6 +67,10 @@ class LocalAcceptor:
     ) -> Future[bool]:
         """Thread-safe; the future completes from the bus's writer thread."""
         out: Future[bool] = Future()
+        reason = self.gate() if self.gate is not None else None
+        if reason is not None:
+            out.set_exception(BusUnavailable(f"the pipeline is not keeping up: {reason}"))
+            return out
         if not frame_id:
             self._send(list(records), None, out)
             return out

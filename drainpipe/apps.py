@@ -6,17 +6,24 @@ slow down every drain request. Lookups go by hash and the match is confirmed wit
 `hmac.compare_digest`. The registry is its own SQLite file in the embedded default (so
 `drainpipe apps create` works whether or not a server has the data directory open) and a
 table in PostgreSQL when drainpipe runs as separate processes (`postgres_registry`).
+
+Credentials rotate and apps are deleted while servers run, in other processes: a lookup
+is cached for CACHE_S only, so every process sees a change within seconds. A rotated
+secret can stay valid for a grace period (held in `<table>_retired` until it expires),
+so a drain can be repointed without losing lines. A deleted app's id is remembered in
+`<table>_deleted` until upkeep has purged its data (see `purge_pending`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import re
 import secrets
 import sqlite3
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -26,6 +33,10 @@ from drainpipe.connections import ThreadConnections
 
 NAME = re.compile(r"^[a-z][a-z0-9-]{1,62}$")
 SECRET_BYTES = 24  # 192 bits
+CACHE_S = 2.0
+MAX_GRACE_S = 30 * 86_400
+DRAIN, TOKEN = "drain", "token"
+_COLUMN = {DRAIN: "drain_hash", TOKEN: "token_hash"}
 
 
 class AppError(ValueError):
@@ -61,7 +72,14 @@ DDL = (
     "CREATE TABLE IF NOT EXISTS {table} ("
     " id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
     " drain_hash {blob} NOT NULL UNIQUE, token_hash {blob} NOT NULL UNIQUE,"
-    " created_ms BIGINT NOT NULL)"
+    " created_ms BIGINT NOT NULL)",
+    # Rotated secrets still valid until expires_ms.
+    "CREATE TABLE IF NOT EXISTS {table}_retired ("
+    " hash {blob} PRIMARY KEY, kind TEXT NOT NULL, app_id TEXT NOT NULL,"
+    " expires_ms BIGINT NOT NULL)",
+    # Deleted apps whose data is still to be purged from the store.
+    "CREATE TABLE IF NOT EXISTS {table}_deleted ("
+    " id TEXT PRIMARY KEY, name TEXT NOT NULL, deleted_ms BIGINT NOT NULL)",
 )
 
 
@@ -82,9 +100,10 @@ class AppRegistry:
         self._table = table
         self._integrity_errors = integrity_errors
         self._conns = ThreadConnections(connect)
-        self._conn().execute(DDL.format(table=table, blob=blob))
-        self._by_drain: dict[bytes, App] = {}
-        self._by_token: dict[bytes, App] = {}
+        for ddl in DDL:
+            self._conn().execute(ddl.format(table=table, blob=blob))
+        # digest -> (app, monotonic time it was read); per kind.
+        self._cache: dict[str, dict[bytes, tuple[App, float]]] = {DRAIN: {}, TOKEN: {}}
 
     def _conn(self) -> Connection:
         return self._conns.get()
@@ -112,22 +131,103 @@ class AppRegistry:
             raise AppError(f"an app named {name!r} already exists") from exc
         return NewApp(app, drain_secret, api_token)
 
-    def _lookup(self, column: str, secret: str, cache: dict[bytes, App]) -> App | None:
+    def _lookup(self, kind: str, secret: str) -> App | None:
         h = digest(secret)
-        app = cache.get(h)
-        if app is None:
-            sql = f"SELECT id, name, {column} FROM {self._table} WHERE {column} = {self._p}"
-            row = self._conn().execute(sql, (h,)).fetchone()
-            if row is None or not hmac.compare_digest(bytes(row[2]), h):
-                return None
-            app = cache[h] = App(row[0], row[1])
+        cache = self._cache[kind]
+        hit = cache.get(h)
+        now = self.clock.monotonic()
+        if hit is not None and now - hit[1] < CACHE_S:
+            return hit[0]
+        cache.pop(h, None)
+        app = self._find(kind, h)
+        if app is not None:
+            if len(cache) > 100_000:
+                cache.clear()  # bounded: entries past CACHE_S are misses anyway
+            cache[h] = (app, now)
         return app
 
+    def _find(self, kind: str, h: bytes) -> App | None:
+        p, t, column = self._p, self._table, _COLUMN[kind]
+        conn = self._conn()
+        row = conn.execute(f"SELECT id, name, {column} FROM {t} WHERE {column} = {p}", (h,))
+        found = row.fetchone()
+        if found is None:
+            found = conn.execute(
+                f"SELECT a.id, a.name, r.hash FROM {t}_retired r JOIN {t} a ON a.id = r.app_id"
+                f" WHERE r.hash = {p} AND r.kind = {p} AND r.expires_ms > {p}",
+                (h, kind, self.clock.now_ms()),
+            ).fetchone()
+        if found is None or not hmac.compare_digest(bytes(found[2]), h):
+            return None
+        return App(found[0], found[1])
+
     def by_drain_secret(self, secret: str) -> App | None:
-        return self._lookup("drain_hash", secret, self._by_drain)
+        return self._lookup(DRAIN, secret)
 
     def by_api_token(self, token: str) -> App | None:
-        return self._lookup("token_hash", token, self._by_token)
+        return self._lookup(TOKEN, token)
+
+    def _named(self, name: str) -> App:
+        app = self.by_name(name)
+        if app is None:
+            raise AppError(f"no app named {name!r} (see `drainpipe apps list`)")
+        return app
+
+    def rotate(self, name: str, kind: str, grace_s: int = 0) -> str:
+        """A new drain secret or API token for the app; the old one keeps working for
+        `grace_s` seconds (0: it stops at once, within CACHE_S in every process)."""
+        if not 0 <= grace_s <= MAX_GRACE_S:
+            raise AppError(f"grace period of {grace_s} s is outside 0..{MAX_GRACE_S} s (30 days)")
+        app = self._named(name)
+        p, t, column = self._p, self._table, _COLUMN[kind]
+        now = self.clock.now_ms()
+        new = secrets.token_urlsafe(SECRET_BYTES)
+        with self._transaction() as conn:
+            (old,) = conn.execute(f"SELECT {column} FROM {t} WHERE id = {p}", (app.id,)).fetchone()
+            conn.execute(f"DELETE FROM {t}_retired WHERE expires_ms <= {p}", (now,))
+            if grace_s:
+                conn.execute(
+                    f"INSERT INTO {t}_retired VALUES ({p}, {p}, {p}, {p})",
+                    (bytes(old), kind, app.id, now + grace_s * 1000),
+                )
+            conn.execute(f"UPDATE {t} SET {column} = {p} WHERE id = {p}", (digest(new), app.id))
+        return new
+
+    def delete(self, name: str) -> App:
+        """Remove the app and its credentials at once; its data goes at the next upkeep
+        pass (`purge_pending`). The name is free again right away."""
+        app = self._named(name)
+        p, t = self._p, self._table
+        with self._transaction() as conn:
+            conn.execute(
+                f"INSERT INTO {t}_deleted VALUES ({p}, {p}, {p})",
+                (app.id, app.name, self.clock.now_ms()),
+            )
+            conn.execute(f"DELETE FROM {t}_retired WHERE app_id = {p}", (app.id,))
+            conn.execute(f"DELETE FROM {t} WHERE id = {p}", (app.id,))
+        return app
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[Connection]:
+        """Several statements as one (both drivers' connections are in autocommit)."""
+        conn = self._conn()
+        conn.execute("BEGIN")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def deleted(self) -> list[tuple[App, int]]:
+        """Deleted apps whose data may still be in the store, with when they went."""
+        rows = self._conn().execute(
+            f"SELECT id, name, deleted_ms FROM {self._table}_deleted ORDER BY deleted_ms"
+        )
+        return [(App(r[0], r[1]), int(r[2])) for r in rows]
+
+    def forget_deleted(self, app_id: str) -> None:
+        self._conn().execute(f"DELETE FROM {self._table}_deleted WHERE id = {self._p}", (app_id,))
 
     def by_name(self, name: str) -> App | None:
         row = (

@@ -59,6 +59,8 @@ NAN = math.nan
 @dataclass
 class Parsed:
     records: list[OutRecord] = field(default_factory=list)
+    # Per record: its process type, custom metric name ("" for others) and row count.
+    series: list[tuple[str, str, int]] = field(default_factory=list)
     lines: Counter[str] = field(default_factory=Counter)  # by kind
     skipped: Counter[str] = field(default_factory=Counter)  # by reason
     upstream_dropped: int = 0  # Logplex L10: messages lost before the drain
@@ -241,9 +243,11 @@ def _encode(
     for (schema, pt, series), columns in batches:
         value = codec.encode_batch(schema, owner, pt, columns, series)
         out.records.append(OutRecord(schema.topic, partition_key(owner, pt), value))
+        out.series.append((pt, series, len(columns["ts_ms"])))
     for pt, evs in events.items():
         value = codec.encode_events(EventBatch(owner, pt, evs))
         out.records.append(OutRecord(EVENTS_TOPIC, partition_key(owner, pt), value))
+        out.series.append((pt, "", len(evs)))
     return out
 
 

@@ -41,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
         dest="flush_interval_s",
         help="seconds a changed minute waits before it is flushed (1.0)",
     )
+    _tls_flags(up)
     up.add_argument("--log-level", default="INFO")
 
     for role, text in (
@@ -53,6 +54,8 @@ def _parser() -> argparse.ArgumentParser:
         r = sub.add_parser(role, help=f"scale-out role: {text} (needs KAFKA_BOOTSTRAP_SERVERS)")
         r.add_argument("--host", help="address to listen on (ingress, api)")
         r.add_argument("--port", type=int, help="port to listen on (ingress, api; or $PORT)")
+        if role in ("ingress", "api"):
+            _tls_flags(r)
         r.add_argument("--log-level", default="INFO")
 
     apps = sub.add_parser("apps", help="manage apps and their credentials")
@@ -73,6 +76,29 @@ def _parser() -> argparse.ArgumentParser:
     lst = apps_sub.add_parser("list", help="list apps")
     lst.add_argument("--data-dir", type=Path)
     lst.add_argument("--postgres", action="store_true")
+    rot = apps_sub.add_parser(
+        "rotate", help="replace an app's drain secret or API token; prints the new one once"
+    )
+    rot.add_argument("name")
+    which = rot.add_mutually_exclusive_group(required=True)
+    which.add_argument("--drain-secret", action="store_const", const="drain", dest="kind")
+    which.add_argument("--api-token", action="store_const", const="token", dest="kind")
+    rot.add_argument(
+        "--grace",
+        type=int,
+        default=0,
+        help="seconds the old one stays valid, to repoint the drain or clients (0: none)",
+    )
+    rot.add_argument("--url", default=None, help="public base URL for the new drain_url")
+    rot.add_argument("--data-dir", type=Path)
+    rot.add_argument("--postgres", action="store_true")
+    dele = apps_sub.add_parser(
+        "delete", help="delete an app and its credentials now, and its data within a minute"
+    )
+    dele.add_argument("name")
+    dele.add_argument("--yes", action="store_true", help="really delete it and all its data")
+    dele.add_argument("--data-dir", type=Path)
+    dele.add_argument("--postgres", action="store_true")
 
     sim = sub.add_parser(
         "simulate", help="realistic drain traffic: POST it to a drain URL or write it to files"
@@ -125,6 +151,11 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _tls_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--certfile", type=Path, help="serve HTTPS: PEM certificate (chain) file")
+    p.add_argument("--keyfile", type=Path, help="the certificate's PEM private key file")
+
+
 def _drain_url(base: str, secret: str) -> str:
     parts = urlsplit(base)
     netloc = f"drain:{secret}@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
@@ -161,6 +192,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 partitions=args.partitions,
                 flush_interval_s=args.flush_interval_s,
                 workers=args.workers,
+                certfile=args.certfile,
+                keyfile=args.keyfile,
             )
             if config.workers:
                 _share_metrics(config.data_dir)
@@ -170,7 +203,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command in ROLES:
             logs.setup(args.log_level)
-            config = Config.from_env(os.environ, host=args.host, port=args.port)
+            tls = {k: getattr(args, k, None) for k in ("certfile", "keyfile")}
+            config = Config.from_env(os.environ, host=args.host, port=args.port, **tls)
             from drainpipe import roles
 
             roles.run(args.command, config)
@@ -223,6 +257,28 @@ def main(argv: Sequence[str] | None = None) -> int:
                     }
                 )
             )
+            return 0
+        if args.apps_command == "rotate":
+            new_secret = registry.rotate(args.name, args.kind, args.grace)
+            out: dict[str, object] = {"name": args.name}
+            if args.kind == "drain":
+                base = args.url or f"http://{config.host}:{config.port}"
+                out.update(drain_secret=new_secret, drain_url=_drain_url(base, new_secret))
+            else:
+                out["api_token"] = new_secret
+            out["old_valid_for_s"] = args.grace
+            print(json.dumps(out))
+            return 0
+        if args.apps_command == "delete":
+            if not args.yes:
+                print(
+                    f"drainpipe: error: deleting {args.name!r} removes its credentials and all "
+                    "its metrics and events for good; pass --yes to do it",
+                    file=sys.stderr,
+                )
+                return 2
+            gone = registry.delete(args.name)
+            print(json.dumps({"name": gone.name, "id": gone.id, "deleted": True}))
             return 0
         for app in registry.list():
             print(json.dumps({"name": app.name, "id": app.id}))

@@ -38,6 +38,11 @@ def _float(env: Mapping[str, str], name: str, default: float, lo: float, hi: flo
     return value
 
 
+def _path(env: Mapping[str, str], name: str) -> Path | None:
+    raw = env.get(name)
+    return Path(raw) if raw else None
+
+
 def _kafka(env: Mapping[str, str]) -> tuple[str | None, tuple[tuple[str, str], ...]]:
     """Bootstrap servers and TLS settings, from KAFKA_BOOTSTRAP_SERVERS or Heroku's KAFKA_URL.
 
@@ -111,6 +116,18 @@ class Config:
     max_age_s: int = 0
     raw_retention_hours: int = 24  # embedded raw log kept at least this long
     max_body_bytes: int = 8 * 1024 * 1024
+    # Series per app in use at once (see `limits`).
+    max_process_types: int = 500
+    max_custom_names: int = 2000
+    # HTTP limits of each serving process (see `guard`).
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 60.0
+    max_header_bytes: int = 64 * 1024
+    max_headers: int = 100
+    max_connections: int = 4096
+    # TLS for the drain endpoint and API: PEM certificate (chain) and key files.
+    certfile: Path | None = None
+    keyfile: Path | None = None
     # Scale-out (process roles): Kafka and PostgreSQL shards.
     kafka_bootstrap: str | None = None
     kafka_config: tuple[tuple[str, str], ...] = ()  # extra librdkafka settings
@@ -135,6 +152,15 @@ class Config:
             "retention_days": _int(env, "DRAINPIPE_RETENTION_DAYS", 8, 1, 3650),
             "max_age_s": _int(env, "DRAINPIPE_MAX_AGE_S", 0, 0, 3650 * 86_400),
             "raw_retention_hours": _int(env, "DRAINPIPE_RAW_RETENTION_HOURS", 24, 1, 24 * 3650),
+            "max_process_types": _int(env, "DRAINPIPE_MAX_PROCESS_TYPES", 500, 1, 1 << 20),
+            "max_custom_names": _int(env, "DRAINPIPE_MAX_CUSTOM_NAMES", 2000, 0, 1 << 20),
+            "header_timeout_s": _float(env, "DRAINPIPE_HEADER_TIMEOUT_S", 10.0, 0.1, 3600.0),
+            "body_timeout_s": _float(env, "DRAINPIPE_BODY_TIMEOUT_S", 60.0, 0.1, 3600.0),
+            "max_header_bytes": _int(env, "DRAINPIPE_MAX_HEADER_BYTES", 65536, 1024, 1 << 24),
+            "max_headers": _int(env, "DRAINPIPE_MAX_HEADERS", 100, 8, 10_000),
+            "max_connections": _int(env, "DRAINPIPE_MAX_CONNECTIONS", 4096, 1, 1 << 20),
+            "certfile": _path(env, "DRAINPIPE_TLS_CERTFILE"),
+            "keyfile": _path(env, "DRAINPIPE_TLS_KEYFILE"),
         }
         bootstrap, kafka_config = _kafka(env)
         shards = tuple((env.get("DRAINPIPE_SHARDS") or "").replace(",", " ").split())
@@ -149,7 +175,19 @@ class Config:
             shards=shards,
         )
         values.update({k: v for k, v in flags.items() if v is not None})
-        return cls(**values)  # type: ignore[arg-type]
+        config = cls(**values)  # type: ignore[arg-type]
+        config.check_tls()
+        return config
+
+    def check_tls(self) -> None:
+        if (self.certfile is None) != (self.keyfile is None):
+            raise ConfigError(
+                "TLS needs both a certificate and its key: give --certfile and --keyfile "
+                "(or DRAINPIPE_TLS_CERTFILE and DRAINPIPE_TLS_KEYFILE), or neither"
+            )
+        for what, path in (("certificate", self.certfile), ("key", self.keyfile)):
+            if path is not None and not path.is_file():
+                raise ConfigError(f"TLS {what} file {str(path)!r} does not exist")
 
     def require_scale(self, role: str) -> None:
         missing = []

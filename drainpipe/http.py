@@ -5,16 +5,18 @@ from __future__ import annotations
 import logging
 import signal
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from drainpipe import guard
 from drainpipe.api import Api
+from drainpipe.config import Config
 from drainpipe.ingress import Ingress, Receive, Scope, Send
 from drainpipe.selfmetrics import SelfMetrics
 
@@ -24,19 +26,33 @@ log = logging.getLogger(__name__)
 ASGIApp = Callable[[Scope, Receive, Send], Any]
 
 
-def app(metrics: SelfMetrics, ingress: Ingress | None = None, api: Api | None = None) -> ASGIApp:
+HealthReport = Callable[[], Awaitable[dict[str, Any]]]
+
+
+async def _alive() -> dict[str, Any]:
+    return {"status": "ok", "problems": [], "stages": {}}
+
+
+def app(
+    metrics: SelfMetrics,
+    ingress: Ingress | None = None,
+    api: Api | None = None,
+    health: HealthReport = _alive,
+) -> ASGIApp:
     """The routes of this process: POST /logs straight to the ingress, the rest through
-    Starlette (the API, /metrics, /healthz)."""
+    Starlette (the API, /metrics, /healthz). /healthz answers 200 while every stage of
+    the pipeline is well, else 503, with the report (see `health`) as JSON."""
 
     async def own_metrics(_: Request) -> Response:
         return Response(metrics.render(), media_type="text/plain; version=0.0.4")
 
-    async def health(_: Request) -> Response:
-        return PlainTextResponse("ok\n")
+    async def healthz(_: Request) -> Response:
+        report = await health()
+        return JSONResponse(report, status_code=200 if report["status"] == "ok" else 503)
 
     routes = [
         Route("/metrics", own_metrics, methods=["GET"]),
-        Route("/healthz", health, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET", "HEAD"]),
     ]
     if api is not None:
         routes += [
@@ -60,26 +76,41 @@ def app(metrics: SelfMetrics, ingress: Ingress | None = None, api: Api | None = 
     return dispatch
 
 
-def serve(
-    asgi: ASGIApp,
-    on_stop: Callable[[], None],
-    host: str = "127.0.0.1",
-    port: int = 5000,
-    sockets: list[socket.socket] | None = None,
-) -> None:
-    """Serve until SIGINT/SIGTERM, answer in-flight requests, then call on_stop."""
-    server = uvicorn.Server(
+def server(asgi: ASGIApp, config: Config, metrics: SelfMetrics) -> uvicorn.Server:
+    """A uvicorn server with drainpipe's connection limits (see `guard`), and TLS when
+    the config names a certificate."""
+    limits = guard.Limits(
+        header_timeout_s=config.header_timeout_s,
+        body_timeout_s=config.body_timeout_s,
+        max_header_bytes=config.max_header_bytes,
+        max_headers=config.max_headers,
+        max_connections=config.max_connections,
+    )
+    return uvicorn.Server(
         uvicorn.Config(
             asgi,
-            host=host,
-            port=port,
+            host=config.host,
+            port=config.port,
             loop="uvloop",
-            http="httptools",
+            http=guard.protocol(limits, metrics),  # type: ignore[arg-type]
             log_config=None,
             access_log=False,
             timeout_graceful_shutdown=10,
+            ssl_certfile=str(config.certfile) if config.certfile else None,
+            ssl_keyfile=str(config.keyfile) if config.keyfile else None,
         )
     )
+
+
+def serve(
+    asgi: ASGIApp,
+    on_stop: Callable[[], None],
+    config: Config,
+    metrics: SelfMetrics,
+    sockets: list[socket.socket] | None = None,
+) -> None:
+    """Serve until SIGINT/SIGTERM, answer in-flight requests, then call on_stop."""
+    running = server(asgi, config, metrics)
 
     # uvicorn restores the handlers it found and then re-raises the signal it caught;
     # with these in place that re-raise is harmless and on_stop runs.
@@ -89,9 +120,12 @@ def serve(
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, note)
     if sockets is None:
-        log.info("http.listening", extra={"host": host, "port": port})
+        scheme = "https" if config.certfile else "http"
+        log.info(
+            "http.listening", extra={"host": config.host, "port": config.port, "scheme": scheme}
+        )
     try:
-        server.run(sockets=sockets)
+        running.run(sockets=sockets)
     finally:
         on_stop()
         log.info("drainpipe.stopped")

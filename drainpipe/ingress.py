@@ -12,16 +12,18 @@ import base64
 import binascii
 import logging
 import zlib
+from collections import Counter
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Final
 
 from drainpipe import batch
 from drainpipe.acceptor import Acceptor
 from drainpipe.apps import App, AppRegistry
-from drainpipe.bus import BusUnavailable
+from drainpipe.bus import BusUnavailable, OutRecord
 from drainpipe.clock import SYSTEM, Clock
 from drainpipe.config import Config
 from drainpipe.frames import FramingError, split_frames
+from drainpipe.limits import CUSTOM_NAME, PROCESS_TYPE, SeriesLimits
 from drainpipe.selfmetrics import SelfMetrics
 
 log = logging.getLogger(__name__)
@@ -31,6 +33,8 @@ log = logging.getLogger(__name__)
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+LIMIT_LOG_EVERY_S = 60.0  # one log line per app and kind while a limit bites
 
 _NO_CONTENT: Final = {"type": "http.response.start", "status": 204, "headers": []}
 _EMPTY: Final = {"type": "http.response.body", "body": b""}
@@ -102,6 +106,8 @@ class Ingress:
         self.acceptor = acceptor
         self.metrics = metrics
         self.config = config
+        self.limits = SeriesLimits(config.max_process_types, config.max_custom_names)
+        self._limit_logged: dict[tuple[str, str], float] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """POST /logs as an ASGI app."""
@@ -129,6 +135,35 @@ class Ingress:
             extra.append((b"retry-after", b"1"))
         await send({"type": "http.response.start", "status": status, "headers": extra})
         await send({"type": "http.response.body", "body": body})
+
+    def _within_limits(
+        self, app: App, parsed: batch.Parsed, now_ms: int
+    ) -> tuple[list[OutRecord], Counter[str]]:
+        """The records of process types and custom names the app may use (see `limits`),
+        and how many measurements of the others were dropped, by kind (logged too)."""
+        admit, kept, limited = self.limits.admit, [], Counter[str]()
+        for record, (pt, name, rows) in zip(parsed.records, parsed.series, strict=True):
+            if not admit(app.id, PROCESS_TYPE, pt, now_ms):
+                refused, kind = pt, PROCESS_TYPE
+            elif name and not admit(app.id, CUSTOM_NAME, name, now_ms):
+                refused, kind = name, CUSTOM_NAME
+            else:
+                kept.append(record)
+                continue
+            limited[kind] += rows
+            last = self._limit_logged.get((app.id, kind), float("-inf"))
+            if self.clock.monotonic() - last >= LIMIT_LOG_EVERY_S:
+                self._limit_logged[app.id, kind] = self.clock.monotonic()
+                log.warning(
+                    "ingress.series_limit",
+                    extra={
+                        "app": app.name,
+                        "kind": kind,
+                        "limit": self.limits.limit[kind],
+                        "refused": refused[:100],
+                    },
+                )
+        return kept, limited
 
     async def _body(self, receive: Receive) -> bytes:
         chunks: list[bytes] = []
@@ -209,16 +244,13 @@ class Ingress:
             )
         frame_id = headers.get(b"logplex-frame-id", b"")[:128].decode("latin-1") or None
         c = self.config
+        now_ms = self.clock.now_ms()
         parsed = batch.build(
-            app.id,
-            frames,
-            self.clock.now_ms(),
-            c.max_future_s * 1000,
-            c.max_age_ms,
-            c.lateness_s * 1000,
+            app.id, frames, now_ms, c.max_future_s * 1000, c.max_age_ms, c.lateness_s * 1000
         )
+        records, limited = self._within_limits(app, parsed, now_ms)
         try:
-            fresh = await self.acceptor.accept(app.id, frame_id, parsed.records)
+            fresh = await self.acceptor.accept(app.id, frame_id, records)
         except BusUnavailable as exc:
             log.warning("ingress.bus_unavailable", extra={"app": app.name, "error": str(exc)})
             return 503, "bus_unavailable", f"not stored, retry: {exc}"
@@ -229,6 +261,8 @@ class Ingress:
             self.metrics.lines.labels(kind).inc(n)
         for reason, n in parsed.skipped.items():
             self.metrics.skipped.labels(reason).inc(n)
+        for kind, n in limited.items():
+            self.metrics.series_limited.labels(kind).inc(n)
         if parsed.upstream_dropped:
             self.metrics.upstream_dropped.inc(parsed.upstream_dropped)
         return 204, "", ""

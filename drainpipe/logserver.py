@@ -7,6 +7,9 @@ all workers' concurrent requests), then answers. Frames on the socket are a u32 
 and a msgpack array:
     request  [id, owner, frame_id or nil, [[topic, key, value], ...]]
     response [id, status, message]   status: 0 appended, 1 duplicate, 2 unavailable
+A request with an empty owner (no app has one) asks for the owner's health instead: the
+response's status is 0 when every stage is well, else 2, and its message the report as
+JSON (see `health`), which a worker serves as /healthz.
 """
 
 from __future__ import annotations
@@ -14,13 +17,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import logging
 import os
 import struct
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -42,8 +47,14 @@ _resp = msgspec.msgpack.Decoder(tuple[int, int, str])
 class LogServer:
     """Serves a LocalAcceptor on a Unix socket, from a thread with its own event loop."""
 
-    def __init__(self, acceptor: LocalAcceptor, path: Path) -> None:
+    def __init__(
+        self,
+        acceptor: LocalAcceptor,
+        path: Path,
+        health: Callable[[], dict[str, Any]] | None = None,
+    ) -> None:
         self.acceptor = acceptor
+        self.health = health
         self.path = path
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -100,6 +111,12 @@ class LogServer:
                     log.error("logserver.frame_too_large", extra={"bytes": size})
                     return
                 rid, owner, frame_id, raw = _req.decode(await reader.readexactly(size))
+                if not owner:
+                    report = self.health() if self.health is not None else {"status": "ok"}
+                    status = APPENDED if report["status"] == "ok" else UNAVAILABLE
+                    data = _enc.encode((rid, status, json.dumps(report)))
+                    writer.write(LEN.pack(len(data)) + data)
+                    continue
                 records = [OutRecord(t, k, v) for t, k, v in raw]
                 fut = self.acceptor.submit(owner, frame_id, records)
                 fut.add_done_callback(functools.partial(answer, rid))
@@ -122,7 +139,7 @@ class RemoteAcceptor:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._writer: asyncio.StreamWriter | None = None
-        self._pending: dict[int, asyncio.Future[bool]] = {}
+        self._pending: dict[int, asyncio.Future[tuple[int, str]]] = {}
         self._next = 0
         self._connecting: asyncio.Lock | None = None
 
@@ -141,12 +158,8 @@ class RemoteAcceptor:
                 (size,) = LEN.unpack(await reader.readexactly(LEN.size))
                 rid, status, message = _resp.decode(await reader.readexactly(size))
                 fut = self._pending.pop(rid, None)
-                if fut is None or fut.done():
-                    continue
-                if status == UNAVAILABLE:
-                    fut.set_exception(BusUnavailable(message))
-                else:
-                    fut.set_result(status == APPENDED)
+                if fut is not None and not fut.done():
+                    fut.set_result((status, message))
         except (asyncio.IncompleteReadError, ConnectionError) as exc:
             log.error("logserver.owner_gone", extra={"error": str(exc)})
         finally:
@@ -156,15 +169,35 @@ class RemoteAcceptor:
                 if not fut.done():
                     fut.set_exception(BusUnavailable("the log owner process is not answering"))
 
-    async def accept(self, owner: str, frame_id: str | None, records: Sequence[OutRecord]) -> bool:
+    async def _ask(
+        self, owner: str, frame_id: str | None, records: Sequence[OutRecord]
+    ) -> tuple[int, str]:
         try:
             writer = await self._connect()
         except OSError as exc:
             raise BusUnavailable(f"cannot reach the log owner at {self.path}: {exc}") from exc
         self._next += 1
         rid = self._next
-        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[tuple[int, str]] = asyncio.get_running_loop().create_future()
         self._pending[rid] = fut
         data = _enc.encode((rid, owner, frame_id, [(r.topic, r.key, r.value) for r in records]))
         writer.write(LEN.pack(len(data)) + data)
         return await fut
+
+    async def accept(self, owner: str, frame_id: str | None, records: Sequence[OutRecord]) -> bool:
+        status, message = await self._ask(owner, frame_id, records)
+        if status == UNAVAILABLE:
+            raise BusUnavailable(message)
+        return status == APPENDED
+
+    async def health(self) -> dict[str, Any]:
+        """The owner's health report; a failing one when the owner does not answer."""
+        try:
+            _, message = await asyncio.wait_for(self._ask("", None, []), 5.0)
+            report: dict[str, Any] = json.loads(message)
+        except BusUnavailable as exc:
+            report = {"status": "failing", "problems": [str(exc)], "stages": {}}
+        except TimeoutError:
+            problem = "the log owner did not answer a health check within 5 s"
+            report = {"status": "failing", "problems": [problem], "stages": {}}
+        return report

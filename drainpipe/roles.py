@@ -71,13 +71,13 @@ def run(role: str, config: Config) -> None:
     if role == "api":
         store = postgres_store(config)
         api = Api(registry(config), store)
-        http.serve(http.app(metrics, api=api), store.close, config.host, config.port)
+        http.serve(http.app(metrics, api=api), store.close, config, metrics)
         return
     bus = kafka_bus(config)
     try:
         if role == "ingress":
             ingress = Ingress(registry(config), LocalAcceptor(bus.producer()), metrics, config)
-            http.serve(http.app(metrics, ingress=ingress), lambda: None, config.host, config.port)
+            http.serve(http.app(metrics, ingress=ingress), lambda: None, config, metrics)
         elif role == "rollup":
             RollupWorker(bus, metrics, config.flush_interval_s, config.lateness_s).run(
                 until_signalled()
@@ -87,15 +87,29 @@ def run(role: str, config: Config) -> None:
             try:
                 if role == "sink":
                     stop = until_signalled()
-                    keeper = threading.Thread(
-                        target=upkeep.run,
-                        args=(store, stop, config.retention_days, config.lateness_s),
-                        name="upkeep",
-                        daemon=True,
-                    )
+                    crashed: list[BaseException] = []
+
+                    def keep() -> None:
+                        try:
+                            upkeep.run(
+                                store,
+                                stop,
+                                config.retention_days,
+                                config.lateness_s,
+                                registry=registry(config),
+                            )
+                        except BaseException as exc:
+                            # Fatal for the role: its process manager restarts it whole.
+                            log.exception("stage.crashed", extra={"stage": "upkeep"})
+                            crashed.append(exc)
+                            stop.set()
+
+                    keeper = threading.Thread(target=keep, name="upkeep", daemon=True)
                     keeper.start()
                     SinkWorker(bus, store, metrics, retry=bus.producer()).run(stop)
                     keeper.join(timeout=30)
+                    if crashed:
+                        raise RuntimeError(f"the sink's upkeep stage crashed: {crashed[0]}")
                 else:
                     retry_worker(bus, store, metrics).run(until_signalled())
             finally:

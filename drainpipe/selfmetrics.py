@@ -45,6 +45,13 @@ class SelfMetrics:
             "Messages Logplex reported dropping before they reached drainpipe (L10)",
             registry=r,
         )
+        self.series_limited = Counter(
+            "drainpipe_series_limited",
+            "Measurements dropped because their app has as many process types or custom "
+            "metric names as it may (see DRAINPIPE_MAX_PROCESS_TYPES, _MAX_CUSTOM_NAMES)",
+            ["kind"],
+            registry=r,
+        )
         self.late_dropped = Counter(
             "drainpipe_rollup_late_dropped",
             "Measurements dropped because their minute had closed (more than the lateness behind)",
@@ -70,6 +77,19 @@ class SelfMetrics:
         )
         self.sink_failures = Counter(
             "drainpipe_sink_write_failures", "Store writes that failed and were retried", registry=r
+        )
+        self.connections_refused = Counter(
+            "drainpipe_http_connections_refused",
+            "HTTP connections refused or closed by a limit (slow headers or body, oversized "
+            "headers, the connection cap), by reason",
+            ["reason"],
+            registry=r,
+        )
+        self.stage_restarts = Counter(
+            "drainpipe_stage_restarts",
+            "Pipeline stages restarted after they crashed, by stage",
+            ["stage"],
+            registry=r,
         )
         self.open_windows = Gauge(
             "drainpipe_rollup_open_windows",

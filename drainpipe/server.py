@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from drainpipe import native, upkeep, workers
 from drainpipe.acceptor import LocalAcceptor
@@ -23,6 +23,7 @@ from drainpipe.apps import sqlite_registry
 from drainpipe.bus.embedded import EmbeddedBus
 from drainpipe.clock import SYSTEM, Clock
 from drainpipe.config import Config
+from drainpipe.health import Health, Stage
 from drainpipe.logserver import LogServer
 from drainpipe.model import FRAMES_TOPIC
 from drainpipe.rollup.worker import RollupWorker
@@ -35,6 +36,9 @@ if TYPE_CHECKING:
     from drainpipe.http import ASGIApp
 
 log = logging.getLogger(__name__)
+
+RESTART_BACKOFF_S = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+HEALTHY_RUN_S = 60.0  # a stage that ran this long before it crashed starts its backoff over
 
 
 def recent_frames(bus: EmbeddedBus) -> list[tuple[str, str]]:
@@ -60,12 +64,19 @@ class Pipeline:
         self.store = SqliteStore(c.store_path, self.clock)
         self.registry = sqlite_registry(c.apps_path, self.clock)
         self.acceptor = LocalAcceptor(self.bus.producer(), recent_frames(self.bus))
-        self.rollup = RollupWorker(
-            self.bus, self.metrics, c.flush_interval_s, c.lateness_s, self.clock
-        )
-        self.sink = SinkWorker(self.bus, self.store, self.metrics, clock=self.clock)
+        self.health = Health(self.clock)
+        self.acceptor.gate = self.health.problem
+        self.rollup = self._new_rollup()
+        self.sink = self._new_sink()
         # One stop event per stage, set in data-flow order (see `stop`).
         self._stages: list[tuple[threading.Event, threading.Thread]] = []
+
+    def _new_rollup(self) -> RollupWorker:
+        c = self.config
+        return RollupWorker(self.bus, self.metrics, c.flush_interval_s, c.lateness_s, self.clock)
+
+    def _new_sink(self) -> SinkWorker:
+        return SinkWorker(self.bus, self.store, self.metrics, clock=self.clock)
 
     def http_app(self) -> ASGIApp:
         """The drain endpoint and API in this process (`--workers 0`); call it once.
@@ -77,28 +88,64 @@ class Pipeline:
         from drainpipe.ingress import Ingress
 
         ingress = Ingress(self.registry, self.acceptor, self.metrics, self.config, self.clock)
-        return http.app(self.metrics, ingress, Api(self.registry, self.store, self.clock))
+        api = Api(self.registry, self.store, self.clock)
+        return http.app(self.metrics, ingress, api, self.health_report)
 
-    def _spawn(self, name: str, target: Callable[[threading.Event], None]) -> None:
+    async def health_report(self) -> dict[str, Any]:
+        return self.health.report()
+
+    def _spawn(self, name: str, run: Callable[[threading.Event, Stage], None]) -> None:
+        """Run a stage in a thread, restarting it with backoff whenever it raises.
+
+        A restarted rollup or sink is built anew and reads from its last commit, the same
+        as after a process crash, so a restart is as exact as one."""
         stop = threading.Event()
+        stage = self.health.stage(name, tracks_lag=name != "upkeep")
 
-        def run() -> None:
-            try:
-                target(stop)
-            except Exception:
-                log.exception("stage.crashed", extra={"stage": name})
-                raise
+        def supervise() -> None:
+            crashes = 0
+            while True:
+                started = self.clock.monotonic()
+                try:
+                    run(stop, stage)
+                    stage.state = "stopped"
+                    return
+                except Exception as exc:
+                    if self.clock.monotonic() - started > HEALTHY_RUN_S:
+                        crashes = 0  # it had recovered: start the backoff over
+                    delay = RESTART_BACKOFF_S[min(crashes, len(RESTART_BACKOFF_S) - 1)]
+                    crashes += 1
+                    stage.crashed(exc)
+                    self.metrics.stage_restarts.labels(name).inc()
+                    log.exception("stage.crashed", extra={"stage": name, "restart_in_s": delay})
+                if stop.wait(delay):
+                    stage.state = "stopped"
+                    return
+                stage.restarted()
+                log.info("stage.restarted", extra={"stage": name, "restarts": stage.restarts})
 
-        t = threading.Thread(target=run, name=name, daemon=True)
+        t = threading.Thread(target=supervise, name=name, daemon=True)
         t.start()
         self._stages.append((stop, t))
 
     def start_stages(self) -> None:
-        self._spawn("rollup", self.rollup.run)
-        self._spawn("sink", self.sink.run)
+        self._spawn("rollup", self._rollup)
+        self._spawn("sink", self._sink)
         self._spawn("upkeep", self._upkeep)
 
-    def _upkeep(self, stop: threading.Event) -> None:
+    def _rollup(self, stop: threading.Event, stage: Stage) -> None:
+        if stage.restarts:
+            self.rollup = self._new_rollup()
+        self.rollup.stage = stage
+        self.rollup.run(stop)
+
+    def _sink(self, stop: threading.Event, stage: Stage) -> None:
+        if stage.restarts:
+            self.sink = self._new_sink()
+        self.sink.stage = stage
+        self.sink.run(stop)
+
+    def _upkeep(self, stop: threading.Event, stage: Stage) -> None:
         c = self.config
         upkeep.run(
             self.store,
@@ -107,6 +154,8 @@ class Pipeline:
             c.lateness_s,
             lambda: self.bus.enforce_retention(c.raw_retention_hours * 3600.0),
             self.clock,
+            stage,
+            self.registry,
         )
 
     def stop(self) -> None:
@@ -140,14 +189,12 @@ def serve(config: Config) -> None:
         )
         from drainpipe import http
 
-        http.serve(pipeline.http_app(), pipeline.stop, config.host, config.port)
+        http.serve(pipeline.http_app(), pipeline.stop, config, pipeline.metrics)
         return
     run_dir = Path(tempfile.mkdtemp(prefix="drainpipe-"))  # short path: sun_path is 108 bytes
-    logserver = LogServer(pipeline.acceptor, run_dir / "log.sock")
+    logserver = LogServer(pipeline.acceptor, run_dir / "log.sock", pipeline.health.report)
     logserver.start()
-    supervisor = workers.Supervisor(
-        config.workers, config.host, config.port, logserver.path, config.data_dir
-    )
+    supervisor = workers.Supervisor(config, logserver.path)
     stop = until_signalled()
     supervisor.start()
     log.info(

@@ -22,6 +22,7 @@ from drainpipe import codec
 from drainpipe.bus import Bus, Message, OutRecord, Position, Producer, TopicPartition
 from drainpipe.clock import SYSTEM, Clock
 from drainpipe.codec import EncodedSummary
+from drainpipe.health import Stage
 from drainpipe.model import EVENTS_TOPIC, SUMMARY_TOPICS, retry_topic
 from drainpipe.selfmetrics import SelfMetrics
 from drainpipe.store import Store, StoredEvent
@@ -115,9 +116,11 @@ class SinkWorker:
         group: str = "sink",
         topics: tuple[str, ...] = TOPICS,
         clock: Clock = SYSTEM,
+        stage: Stage | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
+        self.stage = stage
         self.metrics = metrics
         self.retry = retry
         self.group = group
@@ -199,6 +202,7 @@ class SinkWorker:
             while True:
                 batch = self._batch
                 room = MAX_BATCH - len(batch.messages) if len(batch.latest) < MAX_ROWS else 0
+                got: list[Message] = []
                 if room > 0:
                     # Short polls while a write is in flight, to notice it end. A revoke
                     # inside the poll stores and commits both batches and starts a new one.
@@ -210,6 +214,8 @@ class SinkWorker:
                         got = [m for m in got if (m.topic, m.partition) in self._assigned]
                     batch = self._batch
                     batch.add(got)
+                if self.stage is not None:
+                    self.stage.beat(caught_up=room > 0 and len(got) < room)
                 if self._pending is not None:
                     future, done = self._pending
                     if not future.done() and room > 0 and batch.messages:
@@ -265,9 +271,13 @@ class SinkWorker:
         while True:
             try:
                 self._store(summaries, batch.events)
+                if self.stage is not None:
+                    self.stage.recovered()
                 return Outcome.STORED
             except Exception as exc:
                 self.metrics.sink_failures.inc()
+                if self.stage is not None:
+                    self.stage.failing(exc)
                 if self.retry is not None:
                     self._park(batch.messages, exc)
                     return Outcome.STORED

@@ -16,7 +16,9 @@ import threading
 from collections.abc import Callable
 from typing import Final
 
+from drainpipe.apps import AppRegistry
 from drainpipe.clock import SYSTEM, Clock
+from drainpipe.health import Stage
 from drainpipe.model import MINUTE_MS
 from drainpipe.store import DAY_MS, Store
 
@@ -43,9 +45,12 @@ def run(
     lateness_s: int,
     also_hourly: Callable[[], object] | None = None,
     clock: Clock = SYSTEM,
+    stage: Stage | None = None,
+    registry: AppRegistry | None = None,
 ) -> None:
-    """Settle and retain until stop is set; `also_hourly` runs with retention. `clock`
-    must be the store's: settling compares its now with the store's write stamps."""
+    """Settle and retain until stop is set; `also_hourly` runs with retention; with a
+    registry, deleted apps' data is purged on every pass. `clock` must be the store's:
+    settling compares its now with the store's write stamps."""
     # Settle once the rollup can no longer change an hour, plus two minutes for the
     # flush and the sink.
     after_ms = lateness_s * 1000 + 2 * MINUTE_MS
@@ -58,6 +63,8 @@ def run(
             if also_hourly is not None:
                 also_hourly()
             next_retention = clock.monotonic() + RETENTION_EVERY_S
+        if registry is not None:
+            purge_deleted(registry, store, clock.now_ms(), after_ms)
         try:
             t0 = clock.monotonic()
             settled = store.settle(clock.now_ms(), after_ms)
@@ -70,5 +77,26 @@ def run(
             # The tiers only speed reads up; a failure here must not stop the sink.
             log.exception("store.settle_failed")
         _return_freed_memory()
+        if stage is not None:
+            stage.beat()
         if stop.wait(SETTLE_EVERY_S):
             return
+
+
+def purge_deleted(registry: AppRegistry, store: Store, now_ms: int, after_ms: int) -> int:
+    """Delete the data of deleted apps; returns the rows deleted.
+
+    Lines of the app already in the pipeline when it was deleted still reach the store
+    for up to the rollup's lateness and a flush, so an app is purged on every pass until
+    `after_ms` (the settling delay, which covers both) has passed since its deletion,
+    and only then forgotten."""
+    total = 0
+    for app, deleted_ms in registry.deleted():
+        rows = store.delete_owner(app.id)
+        total += rows
+        if rows:
+            log.info("apps.data_purged", extra={"app": app.name, "rows": rows})
+        if now_ms - deleted_ms > after_ms:
+            registry.forget_deleted(app.id)
+            log.info("apps.deleted_for_good", extra={"app": app.name})
+    return total

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from drainpipe.clock import SYSTEM
+from drainpipe.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -72,10 +73,12 @@ def listen(host: str, port: int) -> socket.socket:
 class Supervisor:
     """Keeps `count` workers running on one socket until stopped."""
 
-    def __init__(self, count: int, host: str, port: int, log_socket: Path, data_dir: Path) -> None:
-        self.count = count
-        self.args = ["--host", host, "--port", str(port)]
-        self.args += ["--log-socket", str(log_socket), "--data-dir", str(data_dir)]
+    def __init__(self, config: Config, log_socket: Path) -> None:
+        count = self.count = config.workers
+        self.args = ["--host", config.host, "--port", str(config.port)]
+        self.args += ["--log-socket", str(log_socket), "--data-dir", str(config.data_dir)]
+        if config.certfile and config.keyfile:
+            self.args += ["--certfile", str(config.certfile), "--keyfile", str(config.keyfile)]
         self.procs: list[subprocess.Popen[bytes]] = []
         self._crashes: list[int] = [0] * count
 
@@ -128,31 +131,41 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--log-socket", type=Path, required=True)
     p.add_argument("--data-dir", type=Path, required=True)
     p.add_argument("--owner-pid", type=int, required=True)
+    p.add_argument("--certfile", type=Path)
+    p.add_argument("--keyfile", type=Path)
     args = p.parse_args(argv)
     _die_with_parent(args.owner_pid)
 
     from drainpipe import http, logs
     from drainpipe.api import Api
     from drainpipe.apps import sqlite_registry
-    from drainpipe.config import Config
     from drainpipe.ingress import Ingress
     from drainpipe.logserver import RemoteAcceptor
     from drainpipe.selfmetrics import SelfMetrics
     from drainpipe.store.sqlite import SqliteStore
 
     logs.setup(os.environ.get("DRAINPIPE_LOG_LEVEL", "INFO"))
-    config = Config.from_env(os.environ, data_dir=args.data_dir)
+    config = Config.from_env(
+        os.environ,
+        data_dir=args.data_dir,
+        host=args.host,
+        port=args.port,
+        certfile=args.certfile,
+        keyfile=args.keyfile,
+    )
     sock = listen(args.host, args.port)
     metrics = SelfMetrics()
     registry = sqlite_registry(config.apps_path)
     store = SqliteStore(config.store_path)
-    ingress = Ingress(registry, RemoteAcceptor(args.log_socket), metrics, config)
+    owner = RemoteAcceptor(args.log_socket)
+    ingress = Ingress(registry, owner, metrics, config)
 
     def close() -> None:
         store.close()
         registry.close()
 
-    http.serve(http.app(metrics, ingress, Api(registry, store)), close, sockets=[sock])
+    asgi = http.app(metrics, ingress, Api(registry, store), owner.health)
+    http.serve(asgi, close, config, metrics, [sock])
 
 
 if __name__ == "__main__":

@@ -6,7 +6,9 @@ import atexit
 import base64
 import json
 import os
+import resource
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -123,11 +125,26 @@ def _kill_leftovers() -> None:
             proc.wait()
 
 
-def start(data_dir: Path, port: int | None = None, *extra: str) -> Server:
+def start(
+    data_dir: Path,
+    port: int | None = None,
+    *extra: str,
+    env: dict[str, str] | None = None,
+    fd_limit: int | None = None,
+    scheme: str = "http",
+) -> Server:
+    """`drainpipe up` on data_dir, once it answers /healthz; `env` is added to this
+    process's environment, and `fd_limit` sets the server's soft descriptor limit."""
     port = port or free_port()
     log_path = data_dir / f"server-{port}.log"
     data_dir.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+
+    def limit_fds() -> None:
+        if fd_limit is not None:
+            hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+            resource.setrlimit(resource.RLIMIT_NOFILE, (fd_limit, hard))
+
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
             [
@@ -144,9 +161,11 @@ def start(data_dir: Path, port: int | None = None, *extra: str) -> Server:
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
+            preexec_fn=limit_fds,
         )
     _started.append(proc)
-    url = f"http://127.0.0.1:{port}"
+    url = f"{scheme}://127.0.0.1:{port}"
+    unverified = ssl._create_unverified_context() if scheme == "https" else None
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -154,7 +173,7 @@ def start(data_dir: Path, port: int | None = None, *extra: str) -> Server:
                 f"drainpipe up exited {proc.returncode}: {log_path.read_text()[-2000:]}"
             )
         try:
-            with urllib.request.urlopen(f"{url}/healthz", timeout=1):
+            with urllib.request.urlopen(f"{url}/healthz", timeout=1, context=unverified):
                 return Server(url, data_dir, proc, log_path)
         except OSError:
             time.sleep(0.05)

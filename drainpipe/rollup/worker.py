@@ -6,6 +6,8 @@ Commit order, every `flush_interval_s` and at shutdown:
 3. only then `core.positions()` is committed (offsets plus watermark).
 A crash between any two steps replays from the previous commit and re-emits the same
 summaries, which the store ignores or replaces (see `window` for why this is exact).
+So after an error nothing more is flushed or committed: windows taken by a flush that
+failed are not in the log, and a commit past them would lose them.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import numpy as np
 from drainpipe import accum, codec
 from drainpipe.bus import Bus, OutRecord, Position, TopicPartition
 from drainpipe.clock import SYSTEM, Clock
+from drainpipe.health import Stage
 from drainpipe.model import CUSTOM, ROUTER, SCHEMA_BY_TOPIC, SCHEMAS, schema_of_family, summary_key
 from drainpipe.rollup.window import Message, RollupCore
 from drainpipe.selfmetrics import SelfMetrics
@@ -27,6 +30,7 @@ log = logging.getLogger(__name__)
 
 GROUP = "rollup"
 RAW_TOPICS = tuple(s.topic for s in SCHEMAS)
+POLL_MAX = 2000
 
 
 class RollupWorker:
@@ -37,9 +41,11 @@ class RollupWorker:
         flush_interval_s: float = 1.0,
         lateness_s: int = 300,
         clock: Clock = SYSTEM,
+        stage: Stage | None = None,
     ) -> None:
         self.bus = bus
         self.clock = clock
+        self.stage = stage
         self.metrics = metrics
         self.flush_interval_s = flush_interval_s
         self.core = RollupCore(lateness_ms=lateness_s * 1000)
@@ -66,7 +72,8 @@ class RollupWorker:
         try:
             while not stop.is_set():
                 batch: list[Message] = []
-                for m in self._consumer.poll(2000, 0.1):
+                polled = self._consumer.poll(POLL_MAX, 0.1)
+                for m in polled:
                     schema = SCHEMA_BY_TOPIC[m.topic]
                     family = schema.family
                     try:
@@ -90,8 +97,14 @@ class RollupWorker:
                 if self.clock.monotonic() >= next_flush:
                     self.flush_and_commit()
                     next_flush = self.clock.monotonic() + self.flush_interval_s
-        finally:
+                if self.stage is not None:
+                    self.stage.beat(caught_up=len(polled) < POLL_MAX)
+        except BaseException:
+            self._consumer.close()  # uncommitted: read again by whoever runs next
+            raise
+        try:
             self.flush_and_commit()
+        finally:
             self._consumer.close()
 
     def flush_and_commit(self) -> int:

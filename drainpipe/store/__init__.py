@@ -52,6 +52,9 @@ class Store(Protocol):
 
     def drop_before(self, cutoff_ms: int) -> list[str]: ...
 
+    def delete_owner(self, owner: str) -> int:
+        """Delete every summary and event of one app (a deleted one); returns the rows."""
+
     def close(self) -> None: ...
 
 

@@ -369,6 +369,19 @@ class PostgresStore:
                     )
         return sorted(dropped)
 
+    def delete_owner(self, owner: str) -> int:
+        """Delete one app's rows on every shard (an app's rows live on one, but which
+        one depends on the shard count it was written with)."""
+        deleted = 0
+        for shard in self.shards:
+            with shard.connect() as conn:
+                for table in ("summaries", "events"):
+                    query = shard.q(
+                        "DELETE FROM {schema}.{table} WHERE owner = %s", table=sql.Identifier(table)
+                    )
+                    deleted += conn.execute(query, (owner,)).rowcount
+        return deleted
+
     def close(self) -> None:
         for shard in self.shards:
             shard.close()

@@ -125,7 +125,7 @@ class SqliteStore:
                 conn.execute("DELETE FROM settle_hours WHERE hour_ms = ? AND version = ?", settled)
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            _rollback(conn)
             raise
 
     def unsettled_hours(self, start_ms: int, end_ms: int) -> set[int]:
@@ -191,7 +191,7 @@ class SqliteStore:
                 )
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            _rollback(conn)
             raise
 
     def _tables(self, kind: str, start_ms: int, end_ms: int) -> list[str]:
@@ -253,6 +253,16 @@ class SqliteStore:
             conn.execute("DELETE FROM settle_hours WHERE hour_ms < ?", (first_kept,))
         return dropped
 
+    def delete_owner(self, owner: str) -> int:
+        """Delete one app's rows from every day table, one day per transaction."""
+        self.refresh()
+        conn = self._conn()
+        deleted = 0
+        for name in sorted(self._known):
+            if _TABLE.match(name):
+                deleted += conn.execute(f"DELETE FROM {name} WHERE owner = ?", (owner,)).rowcount
+        return deleted
+
     def refresh(self) -> None:
         """Learn tables another process created (a separate sink writing this file)."""
         rows = self._conn().execute("SELECT name FROM sqlite_master WHERE type='table'")
@@ -264,3 +274,11 @@ class SqliteStore:
 
 
 __all__ = ["DAY_MS", "SqliteStore"]
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    """Roll back what is left of a failed transaction. SQLite has already rolled back
+    after some errors (a full disk, an I/O error), and a ROLLBACK then would raise
+    "no transaction is active" in place of the error that says what went wrong."""
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")

@@ -169,3 +169,17 @@ def test_retention_drops_a_day_of_year_one(store: Store) -> None:
     """Named `summaries_10101` (glibc's %Y), it sorted after every real day and stayed."""
     store.write_summaries(encoded([router_summary("app-a", "web", YEAR_1 + 6 * 3_600_000)]))
     assert store.drop_before(DAY * DAY_MS) == ["summaries_00010101"]
+
+
+def test_deleting_an_owner_removes_its_rows_of_every_day_and_no_others(store: Store) -> None:
+    days = [T0, T0 + DAY_MS]  # two day tables (partitions)
+    for owner in ("app-a", "app-b"):
+        store.write_summaries(encoded([router_summary(owner, "web", t) for t in days]))
+        store.write_events([StoredEvent(owner, event(t, "Restarting")) for t in days])
+    assert store.delete_owner("app-a") == 4
+    end = T0 + 2 * DAY_MS
+    assert store.read_summaries("app-a", ROUTER.family, T0, end) == []
+    assert store.read_events("app-a", T0, end) == []
+    assert len(store.read_summaries("app-b", ROUTER.family, T0, end)) == 2
+    assert len(store.read_events("app-b", T0, end)) == 2
+    assert store.delete_owner("app-a") == 0
