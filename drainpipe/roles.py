@@ -79,9 +79,13 @@ def run(role: str, config: Config) -> None:
             ingress = Ingress(registry(config), LocalAcceptor(bus.producer()), metrics, config)
             http.serve(http.app(metrics, ingress=ingress), lambda: None, config, metrics)
         elif role == "rollup":
-            RollupWorker(bus, metrics, config.flush_interval_s, config.lateness_s).run(
-                until_signalled()
-            )
+            RollupWorker(
+                bus,
+                metrics,
+                config.flush_interval_s,
+                config.lateness_s,
+                max_future_s=config.max_future_s,
+            ).run(until_signalled())
         else:
             store = postgres_store(config)
             try:

@@ -58,6 +58,12 @@ class SelfMetrics:
             ["family"],
             registry=r,
         )
+        self.late_dropped_by_app = Counter(
+            "drainpipe_rollup_late_dropped_by_app",
+            "Measurements dropped as late, by app id (its key in every record)",
+            ["app_id"],
+            registry=r,
+        )
         self.bad_messages = Counter(
             "drainpipe_bus_bad_messages",
             "Bus messages that could not be decoded",

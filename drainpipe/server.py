@@ -73,7 +73,14 @@ class Pipeline:
 
     def _new_rollup(self) -> RollupWorker:
         c = self.config
-        return RollupWorker(self.bus, self.metrics, c.flush_interval_s, c.lateness_s, self.clock)
+        return RollupWorker(
+            self.bus,
+            self.metrics,
+            c.flush_interval_s,
+            c.lateness_s,
+            self.clock,
+            max_future_s=c.max_future_s,
+        )
 
     def _new_sink(self) -> SinkWorker:
         return SinkWorker(self.bus, self.store, self.metrics, clock=self.clock)

@@ -42,17 +42,20 @@ class RollupWorker:
         lateness_s: int = 300,
         clock: Clock = SYSTEM,
         stage: Stage | None = None,
+        max_future_s: int = 300,
     ) -> None:
         self.bus = bus
         self.clock = clock
         self.stage = stage
         self.metrics = metrics
         self.flush_interval_s = flush_interval_s
-        self.core = RollupCore(lateness_ms=lateness_s * 1000)
+        # Ingress refuses lines further ahead than max_future_s: the partitions' bound.
+        self.core = RollupCore(lateness_ms=lateness_s * 1000, skew_ms=max_future_s * 1000)
         self._consumer = bus.consumer(GROUP)
         self._producer = bus.producer()
         self._committed: dict[TopicPartition, Position] = {}
         self._reported_late: dict[str, int] = {}
+        self._reported_late_by_owner: dict[str, int] = {}
 
     def _on_assign(self, assigned: Mapping[TopicPartition, Position]) -> None:
         for tp, pos in assigned.items():
@@ -126,5 +129,10 @@ class RollupWorker:
             if n > seen:
                 self.metrics.late_dropped.labels(family).inc(n - seen)
                 self._reported_late[family] = n
+        for owner, n in self.core.dropped_late_by_owner.items():
+            seen = self._reported_late_by_owner.get(owner, 0)
+            if n > seen:
+                self.metrics.late_dropped_by_app.labels(owner).inc(n - seen)
+                self._reported_late_by_owner[owner] = n
         self.metrics.open_windows.set(self.core.open_windows())
         return len(summaries)

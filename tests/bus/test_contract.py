@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import threading
 import time
 import uuid
@@ -214,7 +215,13 @@ def test_every_version_of_a_series_lands_on_the_series_partition(kit: BusKit) ->
         assert [m.value for m in mine] == sent  # versions of each key stay in order
 
 
-def test_committed_positions_and_metadata_survive_reopening(kit: BusKit) -> None:
+LARGE_METADATA = "wm=1795000000000;next=9;keys=" + json.dumps(
+    [[f"{i:032x}", "web", 1_795_000_000_000 + i] for i in range(200)]
+)  # ~11 kB: over Kafka's offset.metadata.max.bytes, so it lives in the positions topic
+
+
+@pytest.mark.parametrize("metadata", ["wm=1795000000000", LARGE_METADATA], ids=["small", "large"])
+def test_committed_positions_and_metadata_survive_reopening(kit: BusKit, metadata: str) -> None:
     bus = kit.open()
     owner, pt = SERIES[0]
     part = partition_for(partition_key(owner, pt), PARTITIONS)
@@ -223,7 +230,7 @@ def test_committed_positions_and_metadata_survive_reopening(kit: BusKit) -> None
     reader = Reader(bus, "rollup", [ROUTER.topic])
     first = reader.read(10)
     assert reader.assigned[(ROUTER.topic, part)] == Position(0, "")
-    committed = Position(first[7].offset, "wm=1795000000000")
+    committed = Position(first[7].offset, metadata)
     reader.consumer.commit({(ROUTER.topic, part): committed})
     reader.consumer.close()
     bus.close()

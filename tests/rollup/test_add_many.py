@@ -93,7 +93,8 @@ def add_reference(
     process_type: str,
     columns: Mapping[str, Column],
 ) -> None:
-    """The per-message add() that add_many replaced, kept verbatim as the oracle."""
+    """The per-message add() that add_many replaced, as the oracle (with the per-key
+    watermark of lateness judged per app and process type)."""
     st_ = core.parts.get(tp)
     if st_ is None:
         st_ = core.parts[tp] = PartitionState(next_offset=offset)
@@ -105,13 +106,21 @@ def add_reference(
     running = np.maximum.accumulate(ts)
     if st_.watermark_ms is not None:
         running = np.maximum(running, st_.watermark_ms)
+    key_running = np.maximum.accumulate(ts)
+    key_wm = st_.key_watermarks.get((owner, process_type))
+    if key_wm is not None:
+        key_running = np.maximum(key_running, key_wm)
     starts = ts - ts % p
-    keep = starts >= running - running % p - core.lateness_ms
+    keep = starts >= running - running % p - core.lateness_ms - core.skew_ms
+    keep &= starts >= key_running - key_running % p - core.lateness_ms
     st_.watermark_ms = int(running[-1])
+    st_.key_watermarks[owner, process_type] = int(key_running[-1])
     if not keep.all():
         dropped = int(keep.size - np.count_nonzero(keep)) if offset >= st_.counted_until else 0
         if dropped:
             core.dropped_late[family] = core.dropped_late.get(family, 0) + dropped
+            by_owner = core.dropped_late_by_owner
+            by_owner[owner] = by_owner.get(owner, 0) + dropped
         columns = {k: v[keep] for k, v in columns.items()}
         starts = starts[keep]
         if starts.size == 0:
@@ -153,7 +162,7 @@ def state(core: RollupCore) -> tuple[Any, ...]:
         tp: {key: (w.first_offset, w.dirty) for key, w in st_.windows.items()}
         for tp, st_ in core.parts.items()
     }
-    return core.positions(), dict(core.dropped_late), windows
+    return core.positions(), dict(core.dropped_late), dict(core.dropped_late_by_owner), windows
 
 
 @settings(max_examples=400, deadline=None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ from drainpipe.rollup.window import RollupCore, decode_watermark, encode_waterma
 
 T0 = 1_795_000_000_000 - 1_795_000_000_000 % MINUTE_MS
 LATENESS = 5 * MINUTE_MS
+SKEW = 2 * MINUTE_MS
 PARTITIONS = 2
 SERIES = [("app-a", "web"), ("app-a", "worker"), ("app-b", "web"), ("app-c", "web")]
 
@@ -35,7 +37,7 @@ lines_st = st.lists(
     st.builds(
         Line,
         series=st.integers(0, len(SERIES) - 1),
-        ts_ms=st.integers(0, 8 * MINUTE_MS).map(lambda t: T0 + t),
+        ts_ms=st.integers(0, 16 * MINUTE_MS).map(lambda t: T0 + t),
         service_ms=st.one_of(st.just(float("nan")), st.floats(0.5, 30_000.0)),
         status=st.sampled_from([200, 201, 304, 404, 500, 503, 0]),
         code=st.sampled_from([0, 0, 0, 12, 13]),
@@ -78,16 +80,22 @@ def columns(rows: list[Line]) -> dict[str, np.ndarray]:
     }
 
 
-def recompute(log: list[LogEntry]) -> dict[WindowKey, list[Line]]:
-    """Line by line, per partition: which lines count, grouped by window."""
+def recompute(log: list[LogEntry], skew: int = SKEW) -> dict[WindowKey, list[Line]]:
+    """Line by line: which lines count, grouped by window. A line counts when its minute
+    is within the lateness of its app and process type's newest time, and within the
+    lateness and the skew of its partition's."""
     watermark: dict[TopicPartition, int] = {}
+    key_watermark: dict[int, int] = {}
     kept: dict[WindowKey, list[Line]] = defaultdict(list)
     for tp, _, s, rows in log:
         for r in rows:
-            wm = max(watermark.get(tp, r.ts_ms), r.ts_ms)
-            watermark[tp] = wm
+            wm = watermark[tp] = max(watermark.get(tp, r.ts_ms), r.ts_ms)
+            key_wm = key_watermark[s] = max(key_watermark.get(s, r.ts_ms), r.ts_ms)
             start = r.ts_ms - r.ts_ms % MINUTE_MS
-            if start >= wm - wm % MINUTE_MS - LATENESS:
+            if (
+                start >= key_wm - key_wm % MINUTE_MS - LATENESS
+                and start >= wm - wm % MINUTE_MS - LATENESS - skew
+            ):
                 owner, pt = SERIES[s]
                 kept[(owner, pt, start)].append(r)
     return kept
@@ -151,7 +159,7 @@ def test_any_batching_flushes_and_crashes_give_the_recomputed_store(
     committed: dict[TopicPartition, Position] = {}
 
     def fresh() -> RollupCore:
-        core = RollupCore(lateness_ms=LATENESS)
+        core = RollupCore(lateness_ms=LATENESS, skew_ms=SKEW)
         for tp in {entry[0] for entry in log}:
             core.restore(tp, committed.get(tp, Position(0)))
         return core
@@ -225,7 +233,8 @@ def test_commit_position_is_the_first_offset_of_the_oldest_open_window() -> None
     core.flush()  # T0 and T0+1 closed: they are older than 5 minutes behind T0+7
     assert core.positions()[tp].offset == 42
     core.flush()
-    assert core.positions()[tp] == Position(42, encode_watermark(T0 + 7 * MINUTE_MS, 43))
+    keys = {("a", "web"): T0 + 7 * MINUTE_MS}  # its own bound is the tighter one
+    assert core.positions()[tp] == Position(42, encode_watermark(T0 + 7 * MINUTE_MS, 43, keys))
 
 
 def test_flush_returns_only_changed_windows_and_copies_them() -> None:
@@ -242,8 +251,10 @@ def test_flush_returns_only_changed_windows_and_copies_them() -> None:
 
 
 def test_bad_watermark_metadata_is_refused_with_its_value() -> None:
-    with pytest.raises(ValueError, match="not a rollup watermark"):
+    with pytest.raises(ValueError, match="'offset=3' is not a rollup position"):
         decode_watermark("offset=3")
+    with pytest.raises(ValueError, match="is not a rollup position"):
+        decode_watermark('wm=5;next=3;keys=[["a", "web"]]')
 
 
 def test_rows_replayed_after_a_restart_are_not_counted_as_late_again() -> None:
@@ -268,3 +279,70 @@ def test_commit_metadata_of_older_releases_still_restores() -> None:
     core = RollupCore()
     core.restore((ROUTER.topic, 0), Position(5, "wm=1795000000000"))
     assert core.parts[(ROUTER.topic, 0)].watermark_ms == 1_795_000_000_000
+
+
+def test_commit_metadata_of_the_last_release_still_restores() -> None:
+    core = RollupCore()
+    core.restore((ROUTER.topic, 0), Position(5, "wm=1795000000000;next=9"))
+    st_ = core.parts[(ROUTER.topic, 0)]
+    assert (st_.watermark_ms, st_.counted_until, st_.key_watermarks) == (1_795_000_000_000, 9, {})
+
+
+def test_key_watermarks_survive_a_restart_exactly() -> None:
+    keys = {("app-a", "web"): T0 + 61_000, ("app-b", "we;b=x"): T0}
+    core = RollupCore()
+    core.restore((ROUTER.topic, 0), Position(5, encode_watermark(T0 + 90_000, 9, keys)))
+    assert core.parts[(ROUTER.topic, 0)].key_watermarks == keys
+
+
+def _counted(core: RollupCore, log: list[tuple[str, int]], tp: TopicPartition) -> dict[Any, int]:
+    """Rows counted per (owner, minute) when `log` [(owner, ts), ...] is added in order."""
+    store: dict[WindowKey, Summary] = {}
+    for offset, (owner, ts) in enumerate(log):
+        core.add(tp, offset, "router", owner, "web", columns([Line(0, ts, 1.0, 200, 0)]))
+        if offset % 3 == 0:
+            store_write(store, core.flush())
+    store_write(store, core.flush())
+    return {(k[0], k[2]): s.n for k, s in store.items()}
+
+
+def test_one_apps_lines_from_the_future_do_not_make_anothers_lines_late() -> None:
+    """An app posting lines dated 295 s ahead (ingress allows 300) on every partition
+    once made another app's lines 30 s old late."""
+    tp = (ROUTER.topic, 0)
+    now = T0 + 30 * MINUTE_MS + 10_000  # 10 s into a minute
+    log = [("b", now - 30_000), ("a", now + 295_000), ("b", now - 30_000), ("b", now - 20_000)]
+    core = RollupCore(lateness_ms=LATENESS)
+    counted = _counted(core, log, tp)
+    b_minute = (now - 30_000) - (now - 30_000) % MINUTE_MS
+    assert counted[("b", b_minute)] == 3
+    assert core.dropped_late == {}
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    mine=st.lists(st.integers(0, 20 * MINUTE_MS), min_size=1, max_size=30),
+    theirs=st.lists(st.tuples(st.integers(0, 40), st.integers(-20 * MINUTE_MS, SKEW)), max_size=30),
+)
+def test_no_interleaving_of_another_apps_lines_changes_what_counts_for_an_app(
+    mine: list[int], theirs: list[tuple[int, int]]
+) -> None:
+    """The other app's lines are at most the skew ahead of this app's newest line so
+    far (ingress refuses lines further ahead of the wall clock than that)."""
+    tp = (ROUTER.topic, 0)
+    alone = _counted(
+        RollupCore(lateness_ms=LATENESS, skew_ms=SKEW), [("b", T0 + t) for t in mine], tp
+    )
+    log: list[tuple[str, int]] = []
+    newest = T0 + mine[0]
+    inserts = sorted(theirs)
+    for i, t in enumerate(mine):
+        while inserts and inserts[0][0] <= i:
+            _, ahead = inserts.pop(0)
+            log.append(("a", newest + ahead))
+        newest = max(newest, T0 + t)
+        log.append(("b", T0 + t))
+    log += [("a", newest + ahead) for _, ahead in inserts]
+    core = RollupCore(lateness_ms=LATENESS, skew_ms=SKEW)
+    together = _counted(core, log, tp)
+    assert {k: n for k, n in together.items() if k[0] == "b"} == alone

@@ -35,6 +35,12 @@ if TYPE_CHECKING:
 # One logger name for every module of the package.
 log = logging.getLogger("drainpipe.bus.kafka")
 
+BROKER_METADATA_MAX = 4000
+
+
+def _for_broker(metadata: str) -> str:
+    return metadata if len(metadata.encode()) <= BROKER_METADATA_MAX else ""
+
 
 @dataclass(frozen=True, slots=True)
 class _Committed:
@@ -254,8 +260,10 @@ class KafkaConsumer:
         if not wanted:
             return
         self._write_positions(wanted)
+        # Brokers refuse metadata over offset.metadata.max.bytes (4096 by default); the
+        # positions topic holds it whole, and empty metadata sends readers there.
         offsets = [
-            KafkaPartition(t, p, pos.offset, metadata=pos.metadata)
+            KafkaPartition(t, p, pos.offset, metadata=_for_broker(pos.metadata))
             for (t, p), pos in wanted.items()
         ]
         try:
