@@ -1,4 +1,5 @@
-"""Shared fixtures: a Kafka-protocol broker, fresh PostgreSQL databases, and each store."""
+"""Shared fixtures: a Kafka-protocol broker, fresh PostgreSQL databases, each store, and
+the scale-out deployment (`tests.roles`)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from drainpipe.store import Store
 from drainpipe.store.postgres import PostgresStore
 from drainpipe.store.sqlite import SqliteStore
 from tests.kafka_broker import CLIENT_TUNING, TansuBroker
+from tests.roles import deployment  # noqa: F401 (a fixture, for every test module)
 
 PG_ADMIN_DSN = os.environ.get(
     "DRAINPIPE_TEST_PG", "host=127.0.0.1 port=5432 user=postgres dbname=postgres"

@@ -4,102 +4,21 @@ two PostgreSQL shards; the sink is killed mid-run and one shard goes away for a 
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
-import urllib.request
-import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterator
-from pathlib import Path
 
-import psycopg
 import pytest
 
 from drainpipe.store.shards import ShardRing
-from tests import drains, pg_cluster
+from tests import drains
+from tests.roles import Deployment, wait_http
 from tests.test_end_to_end import Point, iso, points
 
 MIN = 60_000
 CANDIDATE_TYPES = ("web", "worker", "clock", "mailer", "scheduler", "search", "importer")
-
-
-def url_of(conninfo: str) -> str:
-    return f"postgresql://postgres@127.0.0.1:5432/{psycopg.conninfo.conninfo_to_dict(conninfo)['dbname']}"
-
-
-class Roles:
-    def __init__(self, tmp: Path, env: dict[str, str]) -> None:
-        self.tmp = tmp
-        self.env = env
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-
-    def start(self, role: str, *args: str) -> None:
-        with open(self.tmp / f"{role}.log", "ab") as log:  # the child keeps its own fd
-            self.procs[role] = subprocess.Popen(
-                [sys.executable, "-m", "drainpipe.cli", role, *args],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=self.env,
-            )
-
-    def log(self, role: str) -> str:
-        return (self.tmp / f"{role}.log").read_text(errors="replace")
-
-    def stop_all(self) -> None:
-        for p in self.procs.values():
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for role, p in self.procs.items():
-            try:
-                p.wait(20)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                pytest.fail(f"{role} did not stop on SIGTERM: {self.log(role)[-2000:]}")
-
-
-def wait_http(url: str, roles: Roles, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/healthz", timeout=1):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError(f"{url} not up: " + " | ".join(roles.log(r)[-800:] for r in roles.procs))
-
-
-Deployment = tuple[Roles, pg_cluster.Cluster, list[str], int, int]  # ..., ingress and API ports
-
-
-@pytest.fixture
-def deployment(
-    tmp_path: Path,
-    kafka_bootstrap: str,
-    kafka_client_tuning: dict[str, str],
-    pg_dsn_factory: Callable[[], str],
-) -> Iterator[Deployment]:
-    shard_a = url_of(pg_dsn_factory())
-    cluster = pg_cluster.create()
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-        "DRAINPIPE_KAFKA_CONFIG": ",".join(f"{k}={v}" for k, v in kafka_client_tuning.items()),
-        "DRAINPIPE_TOPIC_PREFIX": f"t{uuid.uuid4().hex[:8]}.",
-        "DRAINPIPE_KAFKA_PARTITIONS": "4",
-        "DRAINPIPE_KAFKA_REPLICATION": "1",
-        "DRAINPIPE_FLUSH_INTERVAL_S": "0.2",
-        "DRAINPIPE_SHARDS": f"{shard_a} {cluster.dsn}",
-        "PYTHONUNBUFFERED": "1",
-    }
-    roles = Roles(tmp_path, env)
-    try:
-        yield roles, cluster, [shard_a, cluster.dsn], drains.free_port(), drains.free_port()
-    finally:
-        roles.stop_all()
-        cluster.destroy()
 
 
 def test_roles_on_kafka_and_two_shards_survive_a_sink_kill_and_a_shard_outage(
