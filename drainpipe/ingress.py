@@ -145,7 +145,7 @@ class Ingress:
         for record, (pt, name, rows) in zip(parsed.records, parsed.series, strict=True):
             if not admit(app.id, PROCESS_TYPE, pt, now_ms):
                 refused, kind = pt, PROCESS_TYPE
-            elif name and not admit(app.id, CUSTOM_NAME, name, now_ms):
+            elif name and not admit(app.id, CUSTOM_NAME, f"{pt}/{name}", now_ms):
                 refused, kind = name, CUSTOM_NAME
             else:
                 kept.append(record)

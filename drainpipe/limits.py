@@ -1,10 +1,11 @@
-"""Per-app series limits: how many process types and custom metric names an app may have.
+"""Per-app series limits: how many process types and custom metric series an app may have.
 
-Every process type and every custom metric name is a series: windows in the rollup,
-rows in the store, lines in an API answer. An app that logs a new name per request (a
-request id in a metric name, a dyno name per container) would grow all three without
-bound and slow down every other app. So each app may have at most `max_process_types`
-process types and `max_custom_names` custom metric names in use; a name counts as in use
+Every process type and every custom metric (a name on a process type) is a series:
+windows in the rollup, rows in the store, lines in an API answer. An app that logs a new
+name per request (a request id in a metric name, a dyno name per container) would grow
+all three without bound and slow down every other app. So each app may have at most
+`max_process_types` process types and `max_custom_names` custom metric series (name and
+process type) in use; a name counts as in use
 until it has not been seen for `idle_ms` (an hour), so names that stop coming free their
 place. Measurements of a name over the limit are dropped before they reach the log, and
 counted. The defaults are far above what a real app has (Heroku apps run a handful of
