@@ -3,6 +3,7 @@ two PostgreSQL shards (the `deployment` fixture, registered in conftest)."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -37,6 +38,31 @@ class Roles:
                 stderr=subprocess.STDOUT,
                 env=self.env,
             )
+
+    def create_app(self, name: str) -> dict[str, str]:
+        """`drainpipe apps create NAME --postgres`: the app's credentials."""
+        out = subprocess.run(
+            [sys.executable, "-m", "drainpipe.cli", "apps", "create", name, "--postgres"],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert out.returncode == 0, out.stderr
+        return dict(json.loads(out.stdout))
+
+    def start_all(self, ingress_port: int, api_port: int) -> tuple[drains.Server, drains.Server]:
+        """Every role, once ingress and api answer; (ingress, api)."""
+        self.start("ingress", "--port", str(ingress_port))
+        self.start("api", "--port", str(api_port))
+        for role in ("rollup", "sink", "retry"):
+            self.start(role)
+        servers = []
+        for role, port in (("ingress", ingress_port), ("api", api_port)):
+            server = drains.Server(f"http://127.0.0.1:{port}", self.tmp, self.procs[role], self.tmp)
+            wait_http(server.url, self)
+            servers.append(server)
+        return servers[0], servers[1]
 
     def log(self, role: str) -> str:
         return (self.tmp / f"{role}.log").read_text(errors="replace")

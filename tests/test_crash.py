@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections import defaultdict
@@ -18,7 +15,7 @@ import numpy as np
 
 from drainpipe.sketch import RELATIVE_ACCURACY
 from tests import drains
-from tests.roles import Deployment, wait_http
+from tests.roles import Deployment
 from tests.test_end_to_end import iso, nearest_rank, points
 
 MIN = 60_000
@@ -204,25 +201,8 @@ def test_sigkill_of_the_rollup_sink_and_retry_roles_loses_nothing_and_counts_not
     process; see docs/deploy.md.)"""
     rng = random.Random(7)
     roles, _, _, ingress_port, api_port = deployment
-    out = subprocess.run(
-        [sys.executable, "-m", "drainpipe.cli", "apps", "create", "shop", "--postgres"],
-        env=roles.env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert out.returncode == 0, out.stderr
-    app = json.loads(out.stdout)
-    roles.start("ingress", "--port", str(ingress_port))
-    roles.start("api", "--port", str(api_port))
-    for role in ("rollup", "sink", "retry"):
-        roles.start(role)
-    ingress = drains.Server(
-        f"http://127.0.0.1:{ingress_port}", roles.tmp, roles.procs["ingress"], roles.tmp
-    )
-    api = drains.Server(f"http://127.0.0.1:{api_port}", roles.tmp, roles.procs["api"], roles.tmp)
-    wait_http(ingress.url, roles)
-    wait_http(api.url, roles)
+    app = roles.create_app("shop")
+    ingress, api = roles.start_all(ingress_port, api_port)
     count = BODIES_PER_KILL * 3 * ROLE_KILLS + 50
     base = start_of(count)
     bodies, expected = traffic(rng, base, count)

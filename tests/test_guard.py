@@ -45,6 +45,14 @@ def _read_to_close(sock: socket.socket, began: float) -> tuple[bytes, float]:
     return got, time.monotonic() - began
 
 
+def _trickle(sock: socket.socket, data: bytes, every_s: float) -> None:
+    """Send `data` a byte at a time, until the server closes the connection."""
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+        for byte in data:
+            sock.send(bytes([byte]))
+            time.sleep(every_s)
+
+
 def _response(sock: socket.socket) -> bytes:
     """One whole response (head and a Content-Length body) from a kept-alive connection."""
     got = b""
@@ -103,12 +111,7 @@ def test_a_header_sent_a_byte_at_a_time_is_cut_at_the_same_deadline(
     server, _ = quick
     with socket.create_connection(("127.0.0.1", _port(server)), timeout=10) as sock:
         began = time.monotonic()
-        try:
-            for byte in b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 100:
-                sock.send(bytes([byte]))
-                time.sleep(0.05)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
+        _trickle(sock, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 100, 0.05)
         got, took = _read_to_close(sock, began)
     assert got.startswith(b"HTTP/1.1 408 "), got
     assert took < 4
@@ -136,12 +139,7 @@ def test_a_body_that_trickles_in_is_cut_at_the_body_deadline(
     with socket.create_connection(("127.0.0.1", _port(server)), timeout=10) as sock:
         began = time.monotonic()
         sock.sendall(_post_head(secret, 1000))
-        try:
-            for _ in range(100):  # a byte every 0.1 s: never idle, never done
-                sock.send(b"x")
-                time.sleep(0.1)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
+        _trickle(sock, b"x" * 100, 0.1)  # never idle, never done
         got, took = _read_to_close(sock, began)
     assert got.startswith(b"HTTP/1.1 408 "), got
     assert took < 4

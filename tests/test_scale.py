@@ -3,10 +3,7 @@ two PostgreSQL shards; the sink is killed mid-run and one shard goes away for a 
 
 from __future__ import annotations
 
-import json
 import signal
-import subprocess
-import sys
 import time
 from collections import defaultdict
 
@@ -14,7 +11,7 @@ import pytest
 
 from drainpipe.store.shards import ShardRing
 from tests import drains
-from tests.roles import Deployment, wait_http
+from tests.roles import Deployment
 from tests.test_end_to_end import Point, iso, points
 
 MIN = 60_000
@@ -25,17 +22,7 @@ def test_roles_on_kafka_and_two_shards_survive_a_sink_kill_and_a_shard_outage(
     deployment: Deployment,
 ) -> None:
     roles, cluster, shards, ingress_port, api_port = deployment
-    apps: list[dict[str, str]] = []
-    for name in ("shop", "blog"):
-        out = subprocess.run(
-            [sys.executable, "-m", "drainpipe.cli", "apps", "create", name, "--postgres"],
-            env=roles.env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        assert out.returncode == 0, out.stderr
-        apps.append(json.loads(out.stdout))
+    apps = [roles.create_app(name) for name in ("shop", "blog")]
     ids = {a["name"]: a["id"] for a in apps}
     ring = ShardRing(len(shards))
     types = []
@@ -48,16 +35,7 @@ def test_roles_on_kafka_and_two_shards_survive_a_sink_kill_and_a_shard_outage(
             break
     assert len({ring.shard_for(ids[a["name"]], t) for a in apps for t in types}) == 2
 
-    roles.start("ingress", "--port", str(ingress_port))
-    roles.start("api", "--port", str(api_port))
-    for role in ("rollup", "sink", "retry"):
-        roles.start(role)
-    ingress = drains.Server(
-        f"http://127.0.0.1:{ingress_port}", roles.tmp, roles.procs["ingress"], roles.tmp
-    )
-    api = drains.Server(f"http://127.0.0.1:{api_port}", roles.tmp, roles.procs["api"], roles.tmp)
-    wait_http(ingress.url, roles)
-    wait_http(api.url, roles)
+    ingress, api = roles.start_all(ingress_port, api_port)
 
     now = int(time.time() * 1000)
     base = now - now % MIN - 20 * MIN
