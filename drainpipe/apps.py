@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
+import logging
 import re
 import secrets
 import sqlite3
@@ -30,6 +31,8 @@ from typing import Any, Protocol
 
 from drainpipe.clock import SYSTEM, Clock
 from drainpipe.connections import ThreadConnections
+
+log = logging.getLogger(__name__)
 
 NAME = re.compile(r"^[a-z][a-z0-9-]{1,62}$")
 SECRET_BYTES = 24  # 192 bits
@@ -138,8 +141,16 @@ class AppRegistry:
         now = self.clock.monotonic()
         if hit is not None and now - hit[1] < CACHE_S:
             return hit[0]
+        try:
+            app = self._find(kind, h)
+        except Exception as exc:
+            if hit is None:
+                raise
+            # The registry is unreachable: one it confirmed before is still served, so
+            # a database restart does not turn every drain away meanwhile.
+            log.warning("apps.lookup_failed_served_cached", extra={"error": str(exc)})
+            return hit[0]
         cache.pop(h, None)
-        app = self._find(kind, h)
         if app is not None:
             if len(cache) > 100_000:
                 cache.clear()  # bounded: entries past CACHE_S are misses anyway
@@ -183,7 +194,10 @@ class AppRegistry:
         now = self.clock.now_ms()
         new = secrets.token_urlsafe(SECRET_BYTES)
         with self._transaction() as conn:
-            (old,) = conn.execute(f"SELECT {column} FROM {t} WHERE id = {p}", (app.id,)).fetchone()
+            row = conn.execute(f"SELECT {column} FROM {t} WHERE id = {p}", (app.id,)).fetchone()
+            if row is None:
+                raise AppError(f"app {name!r} was deleted meanwhile")
+            (old,) = row
             conn.execute(f"DELETE FROM {t}_retired WHERE expires_ms <= {p}", (now,))
             if grace_s:
                 conn.execute(
@@ -215,7 +229,9 @@ class AppRegistry:
         try:
             yield conn
         except BaseException:
-            conn.execute("ROLLBACK")
+            # SQLite may have rolled back already (a full disk): keep the error that says so.
+            with contextlib.suppress(Exception):
+                conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
 

@@ -24,7 +24,14 @@ class ThreadConnections(Generic[C]):
         self._lock = threading.Lock()
 
     def get(self) -> C:
+        """This thread's connection; a new one if the last was closed or broke (psycopg
+        marks a connection `broken` when its server went away, and never reconnects)."""
         conn: C | None = getattr(self._local, "conn", None)
+        if conn is not None and (getattr(conn, "broken", False) or getattr(conn, "closed", False)):
+            with self._lock:
+                if conn in self._all:
+                    self._all.remove(conn)
+            conn = None
         if conn is None:
             conn = self._local.conn = self._connect()
             with self._lock:

@@ -35,7 +35,9 @@ LOG_EVERY_S = 10.0
 @dataclass(frozen=True, slots=True)
 class Limits:
     header_timeout_s: float = 10.0  # from the connection (or the request's first byte)
-    body_timeout_s: float = 60.0  # from the end of the headers to the end of the body
+    # From the end of the headers to the end of the body, and from there to the end of
+    # the answer (a client that stops reading it).
+    body_timeout_s: float = 60.0
     max_header_bytes: int = 64 * 1024  # request line and headers
     max_headers: int = 100
     max_connections: int = 4096  # per HTTP process; lowered to fit the descriptor limit
@@ -100,6 +102,7 @@ class GuardedProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self._header_timer: asyncio.TimerHandle | None = None
         self._body_timer: asyncio.TimerHandle | None = None
+        self._response_timer: asyncio.TimerHandle | None = None
         self._reading_headers = True
         self._header_bytes = 0  # bytes received while the headers were incomplete
         self._header_sum = 0  # bytes of the headers parsed so far
@@ -117,7 +120,7 @@ class GuardedProtocol(HttpToolsProtocol):
                 self._refuse(503, "connection_cap", "too many connections; retry shortly")
                 return
             s.count("evicted", oldest.client)
-            oldest._close()
+            oldest._close(abort=True)
         super().connection_made(transport)
         s.waiting[self] = None
         self._arm_header_timer()
@@ -127,20 +130,25 @@ class GuardedProtocol(HttpToolsProtocol):
         self.shared.waiting.pop(self, None)
         super().connection_lost(exc)
 
-    def _close(self) -> None:
+    def _close(self, abort: bool = False) -> None:
+        """Close now; `abort` drops what is still unsent (to a client that stopped
+        reading, which a plain close would wait on for ever)."""
         self._close_timers()
         self.shared.waiting.pop(self, None)
         if self.cycle is not None and not self.cycle.response_complete:
             self.cycle.disconnected = True
             self.cycle.message_event.set()
-        if not self.transport.is_closing():
+            self.flow.resume_writing()  # a send() waiting to drain returns
+        if abort:
+            self.transport.abort()
+        elif not self.transport.is_closing():
             self.transport.close()
 
     def _close_timers(self) -> None:
-        for timer in (self._header_timer, self._body_timer):
+        for timer in (self._header_timer, self._body_timer, self._response_timer):
             if timer is not None:
                 timer.cancel()
-        self._header_timer = self._body_timer = None
+        self._header_timer = self._body_timer = self._response_timer = None
 
     def _arm_header_timer(self) -> None:
         if self._header_timer is None:
@@ -158,11 +166,15 @@ class GuardedProtocol(HttpToolsProtocol):
         limit = self.shared.limits.body_timeout_s
         self._refuse(408, "body_timeout", f"request body not complete within {limit:g} s")
 
+    def _response_too_slow(self) -> None:
+        self._response_timer = None
+        self._refuse(0, "response_timeout", "")
+
     def _refuse(self, status: int, reason: str, detail: str) -> None:
         """Answer `status` (unless an answer is under way already) and close."""
         self.shared.count(reason, self.client)
         started = self.cycle is not None and self.cycle.response_started
-        if not self.transport.is_closing() and not started:
+        if status and not self.transport.is_closing() and not started:
             body = (detail + "\n").encode()
             head = [
                 STATUS_LINE[status],
@@ -173,7 +185,7 @@ class GuardedProtocol(HttpToolsProtocol):
             if status == 503:
                 head.append(b"retry-after: 1\r\n")
             self.transport.write(b"".join([*head, b"\r\n", body]))
-        self._close()
+        self._close(abort=not status)
 
     # Reading
 
@@ -241,14 +253,29 @@ class GuardedProtocol(HttpToolsProtocol):
         if self._body_timer is not None:
             self._body_timer.cancel()
             self._body_timer = None
+        if self._response_timer is None:
+            # A client that stops reading its answer would hold the connection forever.
+            self._response_timer = self.loop.call_later(
+                self.shared.limits.body_timeout_s, self._response_too_slow
+            )
         self._reading_headers = True  # of the next request on this connection
         super().on_message_complete()
 
     def on_response_complete(self) -> None:
+        if self._response_timer is not None:
+            self._response_timer.cancel()
+            self._response_timer = None
+        idle = not self.pipeline  # else super() starts the next pipelined request
         super().on_response_complete()
-        if not self.transport.is_closing() and not self.pipeline:
+        if self.transport.is_closing():
+            return
+        if idle:
             # An idle keep-alive connection is the first to go at the cap.
             self.shared.waiting[self] = None
+        else:
+            self._response_timer = self.loop.call_later(
+                self.shared.limits.body_timeout_s, self._response_too_slow
+            )
 
 
 def protocol(limits: Limits, metrics: SelfMetrics) -> Callable[..., GuardedProtocol]:

@@ -32,7 +32,8 @@ class Stage:
     last_error: str = ""
     last_beat: float = field(default=0.0)
     caught_up: float = field(default=0.0)
-    # Stages that only run now and then (upkeep) have no backlog to be behind on.
+    # Stages that only run now and then (upkeep) have no backlog to be behind on, and
+    # only speed reads up: /healthz shows them failing, ingress goes on.
     tracks_lag: bool = True
     failing_since: float | None = None  # its writes fail and are being retried
 
@@ -102,8 +103,11 @@ class Health:
             return self._stages[name]
 
     def problem(self) -> str | None:
-        """The first failing stage's reason, or None when every stage is well."""
+        """Why ingress must not acknowledge lines now: the first failing stage of those
+        that carry them (the rollup and the sink), or None."""
         for s in list(self._stages.values()):
+            if not s.tracks_lag:
+                continue
             reason = s.problem(self.stall_s, self.max_lag_s)
             if reason is not None:
                 return reason

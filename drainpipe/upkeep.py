@@ -25,6 +25,7 @@ from drainpipe.store import DAY_MS, Store
 log = logging.getLogger(__name__)
 
 SETTLE_EVERY_S: Final = 30.0
+PURGE_FOR_MS: Final = 3_600_000  # a deleted app's data is purged this long
 RETENTION_EVERY_S: Final = 3600.0
 
 
@@ -64,7 +65,11 @@ def run(
                 also_hourly()
             next_retention = clock.monotonic() + RETENTION_EVERY_S
         if registry is not None:
-            purge_deleted(registry, store, clock.now_ms(), after_ms)
+            try:
+                purge_deleted(registry, store, clock.now_ms())
+            except Exception:
+                # Tried again next pass; a locked database must not stop the upkeep.
+                log.exception("apps.purge_failed")
         try:
             t0 = clock.monotonic()
             settled = store.settle(clock.now_ms(), after_ms)
@@ -83,13 +88,15 @@ def run(
             return
 
 
-def purge_deleted(registry: AppRegistry, store: Store, now_ms: int, after_ms: int) -> int:
+def purge_deleted(
+    registry: AppRegistry, store: Store, now_ms: int, after_ms: int = PURGE_FOR_MS
+) -> int:
     """Delete the data of deleted apps; returns the rows deleted.
 
     Lines of the app already in the pipeline when it was deleted still reach the store
-    for up to the rollup's lateness and a flush, so an app is purged on every pass until
-    `after_ms` (the settling delay, which covers both) has passed since its deletion,
-    and only then forgotten."""
+    while its windows stay open (the lateness and the skew allowance) and again when a
+    restarted rollup replays them, so an app is purged on every pass for `after_ms`
+    after its deletion, and only then forgotten."""
     total = 0
     for app, deleted_ms in registry.deleted():
         rows = store.delete_owner(app.id)

@@ -71,12 +71,16 @@ class Roles:
         for p in self.procs.values():
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
+        stuck = []
         for role, p in self.procs.items():
             try:
                 p.wait(20)
             except subprocess.TimeoutExpired:
                 p.kill()
-                pytest.fail(f"{role} did not stop on SIGTERM: {self.log(role)[-2000:]}")
+                p.wait()
+                stuck.append(f"{role} did not stop on SIGTERM: {self.log(role)[-2000:]}")
+        if stuck:
+            pytest.fail("\n".join(stuck))
 
 
 def wait_http(url: str, roles: Roles, timeout_s: float = 60) -> None:

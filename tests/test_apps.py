@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sqlite3
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -11,6 +13,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from drainpipe import upkeep
 from drainpipe.apps import (
     CACHE_S,
     DRAIN,
@@ -250,3 +253,66 @@ def test_rotate_and_delete_reach_a_running_server_in_seconds_and_no_secret_is_lo
     assert "http.limits" in logged  # the log is there to search
     for secret in issued:
         assert secret not in logged
+
+
+def test_a_registry_that_fails_serves_what_it_confirmed_before(
+    two: tuple[AppRegistry, AppRegistry, Manual], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    admin, server, clock = two
+    shop = admin.create("shop")
+    assert server.by_drain_secret(shop.drain_secret) == shop.app
+    clock.advance(CACHE_S)
+
+    def down(*_: object) -> None:
+        raise OSError("the registry's database is not answering")
+
+    monkeypatch.setattr(server, "_find", down)
+    assert server.by_drain_secret(shop.drain_secret) == shop.app  # confirmed before
+    with pytest.raises(OSError, match="not answering"):
+        server.by_api_token(shop.api_token)  # never confirmed: no guess
+
+
+def test_a_postgres_registry_reconnects_after_its_server_dropped_the_connection() -> None:
+    schema = f"drainpipe_test_{uuid.uuid4().hex[:12]}"
+    clock = Manual()
+    reg = postgres_registry(PG, schema, clock)
+    try:
+        shop = reg.create("shop")
+        assert reg.by_drain_secret(shop.drain_secret) == shop.app
+        assert reg.by_api_token(shop.api_token) == shop.app
+        conn = reg._conn()
+        pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+        with psycopg.connect(PG, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        clock.advance(CACHE_S)
+        # The first lookup may meet the dropped connection (served from the cache);
+        # from then on the registry is back on a new one.
+        assert reg.by_drain_secret(shop.drain_secret) == shop.app
+        clock.advance(CACHE_S)
+        assert reg.by_api_token(shop.api_token) == shop.app
+        assert reg._conn() is not conn
+    finally:
+        reg.close()
+        with psycopg.connect(PG, autocommit=True) as admin:
+            admin.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def test_a_purge_that_fails_leaves_the_upkeep_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = Manual()
+    registry = sqlite_registry(tmp_path / "apps.sqlite", clock)
+    store = SqliteStore(tmp_path / "m.sqlite", clock)
+    try:
+
+        def locked() -> list[object]:
+            raise sqlite3.OperationalError("database is locked")
+
+        monkeypatch.setattr(registry, "deleted", locked)
+        stop = threading.Event()
+        stop.set()  # one pass
+        upkeep.run(store, stop, 8, 300, clock=clock, registry=registry)
+        assert "apps.purge_failed" in caplog.text
+    finally:
+        store.close()
+        registry.close()

@@ -266,3 +266,24 @@ def test_a_certificate_without_its_key_is_refused_before_serving(tmp_path: Path)
     )
     assert out.returncode == 2
     assert "TLS needs both a certificate and its key" in out.stderr
+
+
+def test_a_client_that_stops_reading_its_answers_is_cut_off(
+    quick: tuple[drains.Server, str],
+) -> None:
+    """Pipelined requests whose answers are never read fill the socket; the server's
+    write waits, and without a deadline the connection would be held for ever."""
+    server, _ = quick
+    before = _refused(server).get("response_timeout", 0)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", _port(server)))
+    with sock:  # open, and never read, until the server gives up on it
+        sock.settimeout(2)  # the server stops reading too, once its answers back up
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError, TimeoutError):
+            sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n" * 5000)
+        deadline = time.monotonic() + 15
+        while _refused(server).get("response_timeout", 0) == before:
+            assert time.monotonic() < deadline, "the stalled connection was never cut"
+            time.sleep(0.2)
+    assert json.loads(server.text("/healthz"))["status"] == "ok"

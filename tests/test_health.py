@@ -74,6 +74,22 @@ def test_a_stage_without_progress_or_always_behind_fails_health() -> None:
     assert report["rollup"]["ok"] is False and report["upkeep"]["ok"] is False
 
 
+def test_a_stuck_upkeep_fails_healthz_but_does_not_close_ingress() -> None:
+    """Settling only speeds reads up: lines may still be acknowledged."""
+    clock = Ticks()
+    health = Health(clock, stall_s=30)
+    health.stage("rollup").beat()
+    upkeep = health.stage("upkeep", tracks_lag=False)
+    clock.t += 31
+    health.stage("rollup").beat()
+    assert health.problem() is None
+    report = health.report()
+    assert report["status"] == "failing"
+    assert report["problems"] == ["upkeep has made no progress for 31 s"]
+    upkeep.beat()
+    assert health.report()["status"] == "ok"
+
+
 def test_a_write_that_keeps_failing_fails_health_after_a_grace() -> None:
     clock = Ticks()
     health = Health(clock)

@@ -81,6 +81,9 @@ class PartitionState:
     watermark_ms: int | None = None
     # Per key; a key is forgotten once the partition's bound is the tighter (`flush`).
     key_watermarks: dict[Key, int] = field(default_factory=dict)
+    # Restored from a release that judged lateness per partition: every key not seen
+    # since has this watermark (the partition's then), so replay closes what it closed.
+    key_floor: int | None = None
     windows: dict[WindowKey, Window] = field(default_factory=dict)
     # Offsets below this were read before the last restart; their drops were counted then.
     counted_until: int = 0
@@ -90,30 +93,40 @@ def encode_watermark(
     watermark_ms: int | None,
     read_until: int | None = None,
     keys: Mapping[Key, int] | None = None,
+    key_floor: int | None = None,
 ) -> str:
     """Commit metadata: the partition's watermark, the next offset read when it was
-    committed, and the key watermarks (JSON, last: owners and process types are text)."""
+    committed, the key floor if any, and the key watermarks (JSON, last: owners and
+    process types are text). Without keys it is the form of older releases."""
     if watermark_ms is None:
         return ""
     out = f"wm={watermark_ms}" + ("" if read_until is None else f";next={read_until}")
-    if keys:
+    if key_floor is not None:
+        out += f";floor={key_floor}"
+    if keys is not None:  # always written: metadata without it is an older release's
         out += ";keys=" + json.dumps(
             [[o, p, w] for (o, p), w in sorted(keys.items())], separators=(",", ":")
         )
     return out
 
 
-def decode_position(metadata: str) -> tuple[int | None, int, dict[Key, int]]:
-    """(watermark, offset read up to, key watermarks) from commit metadata; "wm=<ms>"
-    alone and "wm=<ms>;next=<offset>" (older releases) are accepted."""
+def decode_position(
+    metadata: str,
+) -> tuple[int | None, int, dict[Key, int], int | None]:
+    """(watermark, offset read up to, key watermarks, key floor) from commit metadata.
+    "wm=<ms>" alone and "wm=<ms>;next=<offset>" (older releases, which judged lateness
+    per partition) make the watermark every key's floor."""
     if not metadata:
-        return None, 0, {}
-    head, _, keys = metadata.partition(";keys=")
+        return None, 0, {}, None
+    head, marker, keys = metadata.partition(";keys=")
     fields = dict(part.partition("=")[::2] for part in head.split(";"))
     try:
-        parsed = json.loads(keys) if keys else []
-        by_key = {(str(o), str(p)): int(w) for o, p, w in parsed}
-        return int(fields["wm"]), int(fields.get("next", 0)), by_key
+        wm = int(fields["wm"])
+        if not marker:
+            return wm, int(fields.get("next", 0)), {}, wm
+        by_key = {(str(o), str(p)): int(w) for o, p, w in json.loads(keys)}
+        floor = int(fields["floor"]) if "floor" in fields else None
+        return wm, int(fields.get("next", 0)), by_key, floor
     except (KeyError, ValueError, TypeError):
         raise ValueError(
             f"commit metadata {metadata[:200]!r} is not a rollup position "
@@ -150,11 +163,12 @@ class RollupCore:
 
     def restore(self, tp: TopicPartition, position: Position) -> None:
         """Start tp afresh at a committed position (after start-up or a rebalance)."""
-        watermark, read_until, keys = decode_position(position.metadata)
+        watermark, read_until, keys, floor = decode_position(position.metadata)
         self.parts[tp] = PartitionState(
             next_offset=position.offset,
             watermark_ms=watermark,
             key_watermarks=keys,
+            key_floor=floor,
             counted_until=read_until,
         )
 
@@ -289,7 +303,7 @@ class RollupCore:
         kseg_kids = kid_sorted[kseg].tolist()
         for j, kid in enumerate(kseg_kids):
             pid, owner, process_type = keys[kid]
-            wm = states[pid].key_watermarks.get((owner, process_type))
+            wm = states[pid].key_watermarks.get((owner, process_type), states[pid].key_floor)
             if wm is not None:
                 kseeds[j] = max(wm, int(kseeds[j]))
         krunning_sorted = segmented_running_max(ts_sorted, kseg, kseeds)
@@ -400,9 +414,12 @@ class RollupCore:
                 for k, key_wm in list(st.key_watermarks.items()):
                     if key_wm - key_wm % p - lateness <= horizon:
                         del st.key_watermarks[k]
-            key_wms = st.key_watermarks
+                floor = st.key_floor
+                if floor is not None and floor - floor % p - lateness <= horizon:
+                    st.key_floor = None
+            key_wms, floor = st.key_watermarks, st.key_floor
             for key, w in list(st.windows.items()):
-                wm = key_wms.get((key[0], key[1]))
+                wm = key_wms.get((key[0], key[1]), floor)
                 closes_at = current = None  # the key's bound and minute, while it has one
                 if wm is not None:
                     current = wm - wm % p
@@ -442,6 +459,8 @@ class RollupCore:
         out = {}
         for tp, st in self.parts.items():
             offset = min((w.first_offset for w in st.windows.values()), default=st.next_offset)
-            metadata = encode_watermark(st.watermark_ms, st.next_offset, st.key_watermarks)
+            metadata = encode_watermark(
+                st.watermark_ms, st.next_offset, st.key_watermarks, st.key_floor
+            )
             out[tp] = Position(offset, metadata)
         return out

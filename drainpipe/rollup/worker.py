@@ -56,6 +56,7 @@ class RollupWorker:
         self._committed: dict[TopicPartition, Position] = {}
         self._reported_late: dict[str, int] = {}
         self._reported_late_by_owner: dict[str, int] = {}
+        self._failed = False  # an error stopped the run: flush and commit nothing more
 
     def _on_assign(self, assigned: Mapping[TopicPartition, Position]) -> None:
         for tp, pos in assigned.items():
@@ -64,7 +65,9 @@ class RollupWorker:
         log.info("rollup.assigned", extra={"partitions": len(assigned)})
 
     def _on_revoke(self, revoked: Sequence[TopicPartition]) -> None:
-        self.flush_and_commit()
+        # After an error, leaving the group revokes too: nothing may be flushed then.
+        if not self._failed:
+            self.flush_and_commit()
         for tp in revoked:
             self.core.revoke(tp)
             self._committed.pop(tp, None)
@@ -103,6 +106,7 @@ class RollupWorker:
                 if self.stage is not None:
                     self.stage.beat(caught_up=len(polled) < POLL_MAX)
         except BaseException:
+            self._failed = True
             self._consumer.close()  # uncommitted: read again by whoever runs next
             raise
         try:

@@ -107,7 +107,7 @@ def add_reference(
     if st_.watermark_ms is not None:
         running = np.maximum(running, st_.watermark_ms)
     key_running = np.maximum.accumulate(ts)
-    key_wm = st_.key_watermarks.get((owner, process_type))
+    key_wm = st_.key_watermarks.get((owner, process_type), st_.key_floor)
     if key_wm is not None:
         key_running = np.maximum(key_running, key_wm)
     starts = ts - ts % p

@@ -235,6 +235,7 @@ def test_commit_position_is_the_first_offset_of_the_oldest_open_window() -> None
     core.flush()
     keys = {("a", "web"): T0 + 7 * MINUTE_MS}  # its own bound is the tighter one
     assert core.positions()[tp] == Position(42, encode_watermark(T0 + 7 * MINUTE_MS, 43, keys))
+    assert core.parts[tp].key_floor is None
 
 
 def test_flush_returns_only_changed_windows_and_copies_them() -> None:
@@ -286,6 +287,26 @@ def test_commit_metadata_of_the_last_release_still_restores() -> None:
     core.restore((ROUTER.topic, 0), Position(5, "wm=1795000000000;next=9"))
     st_ = core.parts[(ROUTER.topic, 0)]
     assert (st_.watermark_ms, st_.counted_until, st_.key_watermarks) == (1_795_000_000_000, 9, {})
+    assert st_.key_floor == 1_795_000_000_000  # every key: the partition's, as it judged
+
+
+def test_after_an_upgrade_replay_closes_what_the_last_release_had_closed() -> None:
+    """The last release closed windows 5 minutes behind the partition; the new partition
+    bound is looser (plus the skew), so without the floor a replay would reopen them."""
+    tp = (ROUTER.topic, 0)
+    wm = T0 + 10 * MINUTE_MS
+    core = RollupCore(lateness_ms=LATENESS, skew_ms=SKEW)
+    core.restore(tp, Position(3, encode_watermark(wm, 5)))  # the old form: no keys
+    # Offset 3 was read before: a row of T0+4, closed by the old rule (10 - 5 > 4).
+    core.add(tp, 3, "router", "b", "web", columns([Line(0, T0 + 4 * MINUTE_MS, 1.0, 200, 0)]))
+    core.add(tp, 4, "router", "b", "web", columns([Line(0, T0 + 9 * MINUTE_MS, 1.0, 200, 0)]))
+    assert [(s.start_ms, s.n) for s in core.flush()] == [(T0 + 9 * MINUTE_MS, 1)]
+    assert core.dropped_late == {}  # replayed: counted as late before the restart
+    # The floor goes once the partition's own bound is as tight, and travels till then.
+    assert ";floor=" in core.positions()[tp].metadata
+    core.add(tp, 5, "router", "c", "web", columns([Line(0, wm + SKEW, 1.0, 200, 0)]))
+    core.flush()
+    assert core.parts[tp].key_floor is None
 
 
 def test_key_watermarks_survive_a_restart_exactly() -> None:
