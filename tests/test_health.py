@@ -289,3 +289,16 @@ def test_a_full_disk_for_5_s_fails_health_then_up_recovers_every_acknowledged_li
         assert 'drainpipe_stage_restarts_total{stage="rollup"}' in metrics
     finally:
         assert drains.stop(server) == 0
+
+
+def test_the_embedded_log_tells_a_consumer_it_is_behind(tmp_path: Path) -> None:
+    """A short poll is not proof of being caught up: the rest may be one read away."""
+    bus = EmbeddedBus(tmp_path / "bus", partitions=1)
+    try:
+        bus.producer().send([OutRecord("t", b"k", b"v%d" % i) for i in range(10)]).result(5)
+        consumer = bus.consumer("g")
+        consumer.subscribe(["t"], lambda assigned: None)
+        assert len(consumer.poll(4, 1.0)) == 4 and consumer.behind
+        assert len(consumer.poll(100, 1.0)) == 6 and not consumer.behind
+    finally:
+        bus.close()

@@ -351,6 +351,12 @@ class EmbeddedConsumer:
                 self._buffer = kept
                 return
 
+    @property
+    def behind(self) -> bool:
+        """Whether the log holds more than was returned so far (a poll's worth of one
+        read can be less than asked for while much more is waiting)."""
+        return bool(self._buffer) or self._pos < self.bus.wal.end
+
     def commit(self, positions: Mapping[TopicPartition, Position]) -> None:
         self.bus.store_positions(self.group, positions)
 
