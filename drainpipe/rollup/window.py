@@ -35,9 +35,7 @@ of a key, so every store fed from that topic would regress.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import cast
 
@@ -48,94 +46,13 @@ from drainpipe.accum import Column
 from drainpipe.bus import Position, TopicPartition
 from drainpipe.model import MINUTE_MS, Summary
 from drainpipe.rollup.columns import Partials, aggregate, segmented_running_max
+from drainpipe.rollup.position import decode_position, encode_watermark
+from drainpipe.rollup.state import PartitionState, Window
 
-WindowKey = tuple[str, str, str, int]  # owner, process type, family, start_ms
 # A decoded raw message: (tp, offset, family, owner, process type, columns).
 Message = tuple[TopicPartition, int, str, str, str, Mapping[str, Column]]
 Series = tuple[int, str, str, str]  # partition index in a pass, owner, process type, family
 Entry = tuple[int, int, int, Mapping[str, Column]]  # partition index, message index, series
-
-
-@dataclass(slots=True)
-class Window:
-    summary: Summary | None  # None while frozen
-    first_offset: int  # of the first message that added a kept row
-    dirty: bool = True
-    # A window whose minute has passed only changes if a late row comes, so after it is
-    # flushed it is kept encoded (about a fifth of the memory) until one does.
-    frozen: bytes = b""
-
-    def thawed(self) -> Summary:
-        if self.summary is None:
-            self.summary = codec.decode_summary(self.frozen)
-            self.frozen = b""
-        return self.summary
-
-
-Key = tuple[str, str]  # owner, process type
-
-
-@dataclass(slots=True)
-class PartitionState:
-    next_offset: int = 0
-    watermark_ms: int | None = None
-    # Per key; a key is forgotten once the partition's bound is the tighter (`flush`).
-    key_watermarks: dict[Key, int] = field(default_factory=dict)
-    # Restored from a release that judged lateness per partition: every key not seen
-    # since has this watermark (the partition's then), so replay closes what it closed.
-    key_floor: int | None = None
-    windows: dict[WindowKey, Window] = field(default_factory=dict)
-    # Offsets below this were read before the last restart; their drops were counted then.
-    counted_until: int = 0
-
-
-def encode_watermark(
-    watermark_ms: int | None,
-    read_until: int | None = None,
-    keys: Mapping[Key, int] | None = None,
-    key_floor: int | None = None,
-) -> str:
-    """Commit metadata: the partition's watermark, the next offset read when it was
-    committed, the key floor if any, and the key watermarks (JSON, last: owners and
-    process types are text). Without keys it is the form of older releases."""
-    if watermark_ms is None:
-        return ""
-    out = f"wm={watermark_ms}" + ("" if read_until is None else f";next={read_until}")
-    if key_floor is not None:
-        out += f";floor={key_floor}"
-    if keys is not None:  # always written: metadata without it is an older release's
-        out += ";keys=" + json.dumps(
-            [[o, p, w] for (o, p), w in sorted(keys.items())], separators=(",", ":")
-        )
-    return out
-
-
-def decode_position(
-    metadata: str,
-) -> tuple[int | None, int, dict[Key, int], int | None]:
-    """(watermark, offset read up to, key watermarks, key floor) from commit metadata.
-    "wm=<ms>" alone and "wm=<ms>;next=<offset>" (older releases, which judged lateness
-    per partition) make the watermark every key's floor."""
-    if not metadata:
-        return None, 0, {}, None
-    head, marker, keys = metadata.partition(";keys=")
-    fields = dict(part.partition("=")[::2] for part in head.split(";"))
-    try:
-        wm = int(fields["wm"])
-        if not marker:
-            return wm, int(fields.get("next", 0)), {}, wm
-        by_key = {(str(o), str(p)): int(w) for o, p, w in json.loads(keys)}
-        floor = int(fields["floor"]) if "floor" in fields else None
-        return wm, int(fields.get("next", 0)), by_key, floor
-    except (KeyError, ValueError, TypeError):
-        raise ValueError(
-            f"commit metadata {metadata[:200]!r} is not a rollup position "
-            "('wm=<ms>;next=<offset>;keys=[[owner, process type, ms], ...]')"
-        ) from None
-
-
-def decode_watermark(metadata: str) -> int | None:
-    return decode_position(metadata)[0]
 
 
 def layout_family(family: str) -> str:

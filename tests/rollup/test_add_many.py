@@ -21,13 +21,9 @@ from drainpipe.accum import Column
 from drainpipe.bus import Position, TopicPartition
 from drainpipe.model import MINUTE_MS, Summary
 from drainpipe.rollup.columns import segmented_running_max
-from drainpipe.rollup.window import (
-    Message,
-    PartitionState,
-    RollupCore,
-    Window,
-    encode_watermark,
-)
+from drainpipe.rollup.position import encode_watermark
+from drainpipe.rollup.state import PartitionState, Window
+from drainpipe.rollup.window import Message, RollupCore
 
 T0 = 1_795_000_000_000 - 1_795_000_000_000 % MINUTE_MS
 LATENESS = 2 * MINUTE_MS

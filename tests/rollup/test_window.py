@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from drainpipe import accum, sketch
 from drainpipe.bus import Position, TopicPartition
 from drainpipe.model import MINUTE_MS, ROUTER, Summary, partition_for, partition_key
-from drainpipe.rollup.window import RollupCore, decode_watermark, encode_watermark
+from drainpipe.rollup.position import decode_watermark, encode_watermark
+from drainpipe.rollup.window import RollupCore
 
 T0 = 1_795_000_000_000 - 1_795_000_000_000 % MINUTE_MS
 LATENESS = 5 * MINUTE_MS
