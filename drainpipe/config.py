@@ -120,11 +120,13 @@ class Config:
     max_process_types: int = 500
     max_custom_names: int = 2000
     # HTTP limits of each serving process (see `guard`).
-    header_timeout_s: float = 10.0
+    header_timeout_s: float = 10.0  # from the connection (or the request's first byte)
+    # From the end of the headers to the end of the body, and from there to the end of
+    # the answer (a client that stops reading it).
     body_timeout_s: float = 60.0
-    max_header_bytes: int = 64 * 1024
+    max_header_bytes: int = 64 * 1024  # request line and headers
     max_headers: int = 100
-    max_connections: int = 4096
+    max_connections: int = 4096  # per HTTP process; lowered to fit the descriptor limit
     # TLS for the drain endpoint and API: PEM certificate (chain) and key files.
     certfile: Path | None = None
     keyfile: Path | None = None

@@ -16,13 +16,13 @@ import asyncio
 import logging
 import resource
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from drainpipe.clock import SYSTEM
+from drainpipe.config import Config
 from drainpipe.selfmetrics import SelfMetrics
 
 log = logging.getLogger(__name__)
@@ -30,17 +30,6 @@ log = logging.getLogger(__name__)
 # Descriptors kept free of connections: the store, the log, sockets to the owner, imports.
 RESERVED_FDS = 128
 LOG_EVERY_S = 10.0
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    header_timeout_s: float = 10.0  # from the connection (or the request's first byte)
-    # From the end of the headers to the end of the body, and from there to the end of
-    # the answer (a client that stops reading it).
-    body_timeout_s: float = 60.0
-    max_header_bytes: int = 64 * 1024  # request line and headers
-    max_headers: int = 100
-    max_connections: int = 4096  # per HTTP process; lowered to fit the descriptor limit
 
 
 def raise_fd_limit() -> int:
@@ -69,7 +58,7 @@ class _Refused(Exception):
 class _Shared:
     """What the connections of one server know of each other."""
 
-    def __init__(self, limits: Limits, cap: int, metrics: SelfMetrics) -> None:
+    def __init__(self, limits: Config, cap: int, metrics: SelfMetrics) -> None:
         self.limits = limits
         self.cap = cap
         self.metrics = metrics
@@ -166,6 +155,12 @@ class GuardedProtocol(HttpToolsProtocol):
         limit = self.shared.limits.body_timeout_s
         self._refuse(408, "body_timeout", f"request body not complete within {limit:g} s")
 
+    def _arm_response_timer(self) -> None:
+        # A client that stops reading its answer would hold the connection for ever.
+        self._response_timer = self.loop.call_later(
+            self.shared.limits.body_timeout_s, self._response_too_slow
+        )
+
     def _response_too_slow(self) -> None:
         self._response_timer = None
         self._refuse(0, "response_timeout", "")
@@ -254,10 +249,7 @@ class GuardedProtocol(HttpToolsProtocol):
             self._body_timer.cancel()
             self._body_timer = None
         if self._response_timer is None:
-            # A client that stops reading its answer would hold the connection forever.
-            self._response_timer = self.loop.call_later(
-                self.shared.limits.body_timeout_s, self._response_too_slow
-            )
+            self._arm_response_timer()
         self._reading_headers = True  # of the next request on this connection
         super().on_message_complete()
 
@@ -273,13 +265,13 @@ class GuardedProtocol(HttpToolsProtocol):
             # An idle keep-alive connection is the first to go at the cap.
             self.shared.waiting[self] = None
         else:
-            self._response_timer = self.loop.call_later(
-                self.shared.limits.body_timeout_s, self._response_too_slow
-            )
+            self._arm_response_timer()
 
 
-def protocol(limits: Limits, metrics: SelfMetrics) -> Callable[..., GuardedProtocol]:
-    """The protocol class for uvicorn's `http=` setting, its connections sharing one cap."""
+def protocol(limits: Config, metrics: SelfMetrics) -> Callable[..., GuardedProtocol]:
+    """The protocol class for uvicorn's `http=` setting, with the limits of `limits`
+    (its `header_timeout_s`, `body_timeout_s`, `max_header_bytes`, `max_headers` and
+    `max_connections`); its connections share one cap."""
     cap = connection_cap(limits.max_connections, raise_fd_limit())
     log.info(
         "http.limits",

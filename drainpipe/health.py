@@ -32,9 +32,10 @@ class Stage:
     last_error: str = ""
     last_beat: float = field(default=0.0)
     caught_up: float = field(default=0.0)
-    # Stages that only run now and then (upkeep) have no backlog to be behind on, and
-    # only speed reads up: /healthz shows them failing, ingress goes on.
-    tracks_lag: bool = True
+    # The rollup and sink carry lines to the store: they can fall behind, and while one
+    # is failing ingress refuses lines. Upkeep only speeds reads up: /healthz shows it
+    # failing, and ingress goes on.
+    carries_lines: bool = True
     failing_since: float | None = None  # its writes fail and are being retried
 
     def __post_init__(self) -> None:
@@ -79,7 +80,7 @@ class Stage:
             return f"{self.name} has failed to write for {took:.0f} s ({self.last_error})"
         if now - self.last_beat > stall_s:
             return f"{self.name} has made no progress for {now - self.last_beat:.0f} s"
-        if self.tracks_lag and now - self.caught_up > max_lag_s:
+        if self.carries_lines and now - self.caught_up > max_lag_s:
             return f"{self.name} has been behind for {now - self.caught_up:.0f} s"
         return None
 
@@ -96,17 +97,17 @@ class Health:
         self._stages: dict[str, Stage] = {}
         self._lock = threading.Lock()
 
-    def stage(self, name: str, tracks_lag: bool = True) -> Stage:
+    def stage(self, name: str, carries_lines: bool = True) -> Stage:
         with self._lock:
             if name not in self._stages:
-                self._stages[name] = Stage(name, self.clock, tracks_lag=tracks_lag)
+                self._stages[name] = Stage(name, self.clock, carries_lines=carries_lines)
             return self._stages[name]
 
     def problem(self) -> str | None:
         """Why ingress must not acknowledge lines now: the first failing stage of those
         that carry them (the rollup and the sink), or None."""
         for s in list(self._stages.values()):
-            if not s.tracks_lag:
+            if not s.carries_lines:
                 continue
             reason = s.problem(self.stall_s, self.max_lag_s)
             if reason is not None:
@@ -126,7 +127,7 @@ class Health:
                 "state": s.state,
                 "ok": reason is None,
                 "seconds_since_progress": round(now - s.last_beat, 1),
-                "seconds_behind": round(now - s.caught_up, 1) if s.tracks_lag else 0.0,
+                "seconds_behind": round(now - s.caught_up, 1) if s.carries_lines else 0.0,
                 "restarts": s.restarts,
                 "last_error": s.last_error or None,
             }

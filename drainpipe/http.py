@@ -79,20 +79,13 @@ def app(
 def server(asgi: ASGIApp, config: Config, metrics: SelfMetrics) -> uvicorn.Server:
     """A uvicorn server with drainpipe's connection limits (see `guard`), and TLS when
     the config names a certificate."""
-    limits = guard.Limits(
-        header_timeout_s=config.header_timeout_s,
-        body_timeout_s=config.body_timeout_s,
-        max_header_bytes=config.max_header_bytes,
-        max_headers=config.max_headers,
-        max_connections=config.max_connections,
-    )
     return uvicorn.Server(
         uvicorn.Config(
             asgi,
             host=config.host,
             port=config.port,
             loop="uvloop",
-            http=guard.protocol(limits, metrics),  # type: ignore[arg-type]
+            http=guard.protocol(config, metrics),  # type: ignore[arg-type]
             log_config=None,
             access_log=False,
             timeout_graceful_shutdown=10,

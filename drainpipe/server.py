@@ -107,7 +107,7 @@ class Pipeline:
         A restarted rollup or sink is built anew and reads from its last commit, the same
         as after a process crash, so a restart is as exact as one."""
         stop = threading.Event()
-        stage = self.health.stage(name, tracks_lag=name != "upkeep")
+        stage = self.health.stage(name, carries_lines=name != "upkeep")
 
         def supervise() -> None:
             crashes = 0

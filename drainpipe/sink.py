@@ -215,8 +215,8 @@ class SinkWorker:
                     batch = self._batch
                     batch.add(got)
                 if self.stage is not None:
-                    behind = getattr(self._consumer, "behind", False)
-                    self.stage.beat(caught_up=room > 0 and len(got) < room and not behind)
+                    caught_up = room > 0 and len(got) < room and not self._consumer.behind
+                    self.stage.beat(caught_up=caught_up)
                 if self._pending is not None:
                     future, done = self._pending
                     if not future.done() and room > 0 and batch.messages:

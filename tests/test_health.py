@@ -60,7 +60,7 @@ def test_a_crashed_stage_fails_health_until_it_runs_again() -> None:
 def test_a_stage_without_progress_or_always_behind_fails_health() -> None:
     clock = Ticks()
     health = Health(clock, stall_s=30, max_lag_s=100)
-    rollup, upkeep = health.stage("rollup"), health.stage("upkeep", tracks_lag=False)
+    rollup, upkeep = health.stage("rollup"), health.stage("upkeep", carries_lines=False)
     for _ in range(12):  # busy: beats, never caught up
         clock.t += 10
         rollup.beat(caught_up=False)
@@ -79,7 +79,7 @@ def test_a_stuck_upkeep_fails_healthz_but_does_not_close_ingress() -> None:
     clock = Ticks()
     health = Health(clock, stall_s=30)
     health.stage("rollup").beat()
-    upkeep = health.stage("upkeep", tracks_lag=False)
+    upkeep = health.stage("upkeep", carries_lines=False)
     clock.t += 31
     health.stage("rollup").beat()
     assert health.problem() is None

@@ -75,6 +75,12 @@ class Consumer(Protocol):
 
     def commit(self, positions: Mapping[TopicPartition, Position]) -> None: ...
 
+    @property
+    def behind(self) -> bool:
+        """True when more is known to wait than the last poll returned (a short poll
+        alone does not prove a consumer caught up); False when it cannot tell."""
+        ...
+
     def close(self) -> None: ...
 
 

@@ -104,9 +104,8 @@ class RollupWorker:
                     self.flush_and_commit()
                     next_flush = self.clock.monotonic() + self.flush_interval_s
                 if self.stage is not None:
-                    # A short poll means caught up, unless the bus can tell it is not.
-                    behind = getattr(self._consumer, "behind", False)
-                    self.stage.beat(caught_up=len(polled) < POLL_MAX and not behind)
+                    caught_up = len(polled) < POLL_MAX and not self._consumer.behind
+                    self.stage.beat(caught_up=caught_up)
         except BaseException:
             self._failed = True
             self._consumer.close()  # uncommitted: read again by whoever runs next

@@ -301,6 +301,11 @@ class KafkaConsumer:
                 f"committed metadata within {self._bus.timeout_s:g} s"
             ) from exc
 
+    @property
+    def behind(self) -> bool:
+        """Not known without asking the brokers for end offsets; a short poll stands."""
+        return False
+
     def close(self) -> None:
         """Leave the group (on_revoke runs and may commit)."""
         if self._closed:
