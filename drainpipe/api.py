@@ -12,10 +12,13 @@ from starlette.responses import Response
 from drainpipe import downsample, tiers
 from drainpipe.apps import App, AppRegistry
 from drainpipe.clock import SYSTEM, Clock
+from drainpipe.model import SCHEMAS, SKIP_REASONS, late_name, skipped_name
 from drainpipe.store import Store
 
 MAX_POINTS = 20_160  # 14 days of minutes per series
 DEFAULT_WINDOW_MS = 2 * 3_600_000
+DROPS_WINDOW_MS = 24 * 3_600_000
+LATE_FAMILIES = tuple(s.family for s in SCHEMAS)  # the rollup's column layouts
 
 
 class ApiError(Exception):
@@ -108,6 +111,40 @@ class Api:
             return json_response(body)
         except ApiError as exc:
             return json_response({"error": str(exc)}, exc.status)
+
+    async def app(self, request: Request) -> Response:
+        """GET /api/v1/apps/{name}: what the app lost in [start, end) (default: the past
+        day), by cause: lines dropped as late, by family, and lines skipped, by reason."""
+        try:
+            app = self._authorize(request)
+            q = request.query_params
+            end = parse_time("end", q.get("end"), self.clock.now_ms())
+            start = parse_time("start", q.get("start"), end - DROPS_WINDOW_MS)
+            if start >= end:
+                raise ApiError(400, f"start {q.get('start')} must be before end {q.get('end')}")
+            dropped = await run_in_threadpool(self._dropped, app.id, start, end)
+            body = {
+                "app": app.name,
+                "start": downsample.iso(start),
+                "end": downsample.iso(end),
+                "dropped": dropped,
+            }
+            return json_response(body)
+        except ApiError as exc:
+            return json_response({"error": str(exc)}, exc.status)
+
+    def _dropped(self, owner: str, start: int, end: int) -> dict[str, object]:
+        def total(name: str) -> int:
+            rows = tiers.read(self.store, owner, "custom." + name, start, end, None, 3600)
+            return round(sum(s.stats["count"].sum for s in rows if "count" in s.stats))
+
+        late = {family: total(late_name(family)) for family in LATE_FAMILIES}
+        skipped = {reason: total(skipped_name(reason)) for reason in SKIP_REASONS}
+        return {
+            "total": sum(late.values()) + sum(skipped.values()),
+            "late": late,
+            "skipped": skipped,
+        }
 
     async def events(self, request: Request) -> Response:
         try:

@@ -46,6 +46,7 @@ from drainpipe.model import (
     Schema,
     Skipped,
     partition_key,
+    skipped_name,
 )
 from drainpipe.parse import parse_message, read_router
 from drainpipe.parse.bulkheader import read_headers
@@ -248,6 +249,23 @@ def _encode(
         value = codec.encode_events(EventBatch(owner, pt, evs))
         out.records.append(OutRecord(EVENTS_TOPIC, partition_key(owner, pt), value))
         out.series.append((pt, "", len(evs)))
+    return out
+
+
+def skip_records(owner: str, now_ms: int, skipped: Mapping[str, int]) -> list[OutRecord]:
+    """What a request lost, for its app to see: one row per reason, dated when it came,
+    on the reserved count# metric `model.skipped_name(reason)`. Sent in the same durable
+    append as the request's records, so each is counted exactly once."""
+    out = []
+    for reason, n in sorted(skipped.items()):
+        if n:
+            columns: dict[str, Column] = {
+                "ts_ms": np.array([now_ms], np.int64),
+                "value": np.array([n], np.float64),
+                "kind": np.array([CUSTOM_KINDS["count"]], np.int64),  # encoded as <i1
+            }
+            value = codec.encode_batch(CUSTOM, owner, "", columns, skipped_name(reason))
+            out.append(OutRecord(CUSTOM.topic, partition_key(owner, ""), value))
     return out
 
 

@@ -249,6 +249,8 @@ class Ingress:
             app.id, frames, now_ms, c.max_future_s * 1000, c.max_age_ms, c.lateness_s * 1000
         )
         records, limited = self._within_limits(app, parsed, now_ms)
+        lost = parsed.skipped + Counter({f"{kind}_limit": n for kind, n in limited.items()})
+        records += batch.skip_records(app.id, now_ms, lost)
         try:
             fresh = await self.acceptor.accept(app.id, frame_id, records)
         except BusUnavailable as exc:

@@ -93,6 +93,39 @@ class CustomMetrics:
 # exactly when minutes are downsampled or process types combined.
 CUSTOM_KINDS: Final = {"count": 0, "sample": 1, "measure": 2}
 
+# drainpipe's own counts about an app are count# metrics of reserved names, which no app
+# line can produce ('@' is not a metric-name character). So they are exact like any
+# metric, and kept, downsampled and expired with the app's data.
+RESERVED_MARK: Final = "@"
+LATE_PREFIX: Final = "@late."
+SKIPPED_PREFIX: Final = "@skipped."
+
+
+def late_name(family: str) -> str:
+    """The reserved metric counting rows of `family` the rollup dropped as late."""
+    return LATE_PREFIX + family
+
+
+# Every reason a line is skipped for (`Skipped.reason`, ingress's own checks and limits):
+# the API reads each one's reserved metric.
+SKIP_REASONS: Final = (
+    "syslog_header",  # not an RFC 5424 syslog frame
+    "timestamp",  # a syslog time that does not parse
+    "router_line",  # a router line that is not a request
+    "runtime_metrics",  # a runtime-metrics line without its samples
+    "custom_metric",  # count#, sample# or measure# items none of which reads
+    "event_line",  # a platform line of a known kind that does not read
+    "clock_skew",  # dated further ahead than the skew allowed
+    "too_old",  # dated before the oldest time kept
+    "process_type_limit",  # over the app's process type limit
+    "custom_name_limit",  # over the app's custom metric name limit
+)
+
+
+def skipped_name(reason: str) -> str:
+    """The reserved metric counting lines ingress could not use, by reason."""
+    return SKIPPED_PREFIX + reason
+
 
 @dataclass(slots=True, frozen=True)
 class Skipped:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from drainpipe.model import SKIP_REASONS
 from drainpipe.sketch import RELATIVE_ACCURACY
 from tests import drains
 
@@ -420,3 +421,64 @@ def test_one_request_of_in_order_lines_feeding_two_metrics_counts_every_line(
             break
         time.sleep(0.1)
     assert (orders, queries) == (30, 30)
+
+
+def test_the_app_endpoint_says_what_the_app_lost_and_why(server: ServerAndApps) -> None:
+    """Drops were only in /metrics, by app id; an app could not see what it lost."""
+    srv, apps = server
+    shop, blog = apps["shop"], apps["blog"]
+    now = int(time.time() * 1000)
+    fresh = [drains.router(now - 60_000, 5, 200)] * 3
+    assert srv.post(blog["drain_secret"], drains.body(fresh), 3) == 204
+    first = [
+        *fresh,
+        drains.event(now - 50_000, "app", "web.1", "count#big=1e20"),  # unreadable value
+        drains.router(now - 30 * 86_400_000, 5, 200),  # older than the retention
+        drains.router(now - 20 * 86_400_000, 5, 200),
+        drains.router(now + 3_600_000, 5, 200),  # an hour ahead: clock skew
+    ]
+    assert srv.post(shop["drain_secret"], drains.body(first), len(first)) == 204
+    # 8 minutes behind the newest line of shop's web dynos: late (the lateness is 5).
+    late = [drains.router(now - 8 * MIN, 5, 200)] * 4
+    late.append(drains.memory(now - 8 * MIN, "web.1", 100.0, 90.0, 0.0, 512.0))
+    late.append(drains.memory(now - 61_000, "web.1", 100.0, 90.0, 0.0, 512.0))
+    assert srv.post(shop["drain_secret"], drains.body(late[-1:]), 1) == 204
+    assert srv.post(shop["drain_secret"], drains.body(late[:-1]), 5) == 204
+    want = {
+        "total": 9,
+        "late": {"router": 4, "dyno.memory": 1, "dyno.load": 0, "custom": 0},
+        "skipped": {
+            **{reason: 0 for reason in SKIP_REASONS},
+            "custom_metric": 1,
+            "too_old": 2,
+            "clock_skew": 1,
+        },
+    }
+    deadline = time.monotonic() + 20
+    body: object = None
+    while time.monotonic() < deadline:
+        code, body = srv.get("/api/v1/apps/shop", shop["api_token"])
+        assert code == 200, body
+        assert isinstance(body, dict)
+        if body["dropped"]["total"] >= want["total"]:
+            break
+        time.sleep(0.2)
+    assert isinstance(body, dict) and body["app"] == "shop"
+    assert body["dropped"] == want
+    # Another app's lines were not made late, and it lost nothing.
+    wait_for_total(srv, blog, now - 10 * MIN, now + MIN, 3)
+    code, other = srv.get("/api/v1/apps/blog", blog["api_token"])
+    assert code == 200 and isinstance(other, dict) and other["dropped"]["total"] == 0
+    assert srv.get("/api/v1/apps/shop", blog["api_token"])[0] == 403
+    assert srv.get("/api/v1/apps/shop", None)[0] == 401
+    # A window that ends before the drops has none of them.
+    code, before = srv.get(f"/api/v1/apps/shop?end={iso(now - 40 * 86_400_000)}", shop["api_token"])
+    assert code == 200 and isinstance(before, dict) and before["dropped"]["total"] == 0
+    code, bad = srv.get(f"/api/v1/apps/shop?start={iso(now)}&end={iso(now)}", shop["api_token"])
+    assert code == 400 and isinstance(bad, dict) and "before" in bad["error"]
+    # The reserved names are not the app's to forge.
+    forged = [drains.event(now - 40_000, "app", "web.1", "count#@skipped.too_old=5")]
+    assert srv.post(shop["drain_secret"], drains.body(forged), 1) == 204
+    time.sleep(1.0)
+    again = srv.get("/api/v1/apps/shop", shop["api_token"])[1]
+    assert isinstance(again, dict) and again["dropped"] == want

@@ -3,16 +3,19 @@
 Stored with each committed offset (see `window.RollupCore.positions`): the partition's
 watermark, the offset read up to when it was committed (rows before it were judged, and
 their drops counted, already), the key floor left by an older release, and the
-watermarks of the keys whose own bound is tighter than the partition's. Plain text with
-the keys as JSON at the end, since owners and process types are text.
+watermarks of the keys whose own bound is tighter than the partition's, and the late-drop
+counts of minutes still open (see `window`: a restart adds to them, so each is exact).
+Plain text with the lists as JSON at the end, since owners and process types are text.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from typing import NamedTuple
 
 Key = tuple[str, str]  # owner, process type
+LateKey = tuple[str, str, str, int]  # owner, process type, family, minute
 
 
 def encode_watermark(
@@ -20,6 +23,7 @@ def encode_watermark(
     read_until: int | None = None,
     keys: Mapping[Key, int] | None = None,
     key_floor: int | None = None,
+    late: Mapping[LateKey, int] | None = None,
 ) -> str:
     """Commit metadata: the partition's watermark, the next offset read when it was
     committed, the key floor if any, and the key watermarks (JSON, last: owners and
@@ -29,6 +33,10 @@ def encode_watermark(
     out = f"wm={watermark_ms}" + ("" if read_until is None else f";next={read_until}")
     if key_floor is not None:
         out += f";floor={key_floor}"
+    if late:
+        out += ";late=" + json.dumps(
+            [[o, p, f, m, n] for (o, p, f, m), n in sorted(late.items())], separators=(",", ":")
+        )
     if keys is not None:  # always written: metadata without it is an older release's
         out += ";keys=" + json.dumps(
             [[o, p, w] for (o, p), w in sorted(keys.items())], separators=(",", ":")
@@ -36,23 +44,34 @@ def encode_watermark(
     return out
 
 
-def decode_position(
-    metadata: str,
-) -> tuple[int | None, int, dict[Key, int], int | None]:
-    """(watermark, offset read up to, key watermarks, key floor) from commit metadata.
-    "wm=<ms>" alone and "wm=<ms>;next=<offset>" (older releases, which judged lateness
-    per partition) make the watermark every key's floor."""
+class Decoded(NamedTuple):
+    watermark: int | None
+    read_until: int
+    keys: dict[Key, int]
+    key_floor: int | None
+    late: dict[LateKey, int]
+
+
+def decode_position(metadata: str) -> Decoded:
+    """The watermarks, the offset read up to and the open late-drop counts from commit
+    metadata. "wm=<ms>" alone and "wm=<ms>;next=<offset>" (older releases, which judged
+    lateness per partition) make the watermark every key's floor."""
     if not metadata:
-        return None, 0, {}, None
+        return Decoded(None, 0, {}, None, {})
     head, marker, keys = metadata.partition(";keys=")
+    head, _, late_json = head.partition(";late=")
     fields = dict(part.partition("=")[::2] for part in head.split(";"))
     try:
         wm = int(fields["wm"])
         if not marker:
-            return wm, int(fields.get("next", 0)), {}, wm
+            return Decoded(wm, int(fields.get("next", 0)), {}, wm, {})
         by_key = {(str(o), str(p)): int(w) for o, p, w in json.loads(keys)}
         floor = int(fields["floor"]) if "floor" in fields else None
-        return wm, int(fields.get("next", 0)), by_key, floor
+        late = {
+            (str(o), str(p), str(f), int(m)): int(n)
+            for o, p, f, m, n in (json.loads(late_json) if late_json else ())
+        }
+        return Decoded(wm, int(fields.get("next", 0)), by_key, floor, late)
     except (KeyError, ValueError, TypeError):
         raise ValueError(
             f"commit metadata {metadata[:200]!r} is not a rollup position "
@@ -61,4 +80,4 @@ def decode_position(
 
 
 def decode_watermark(metadata: str) -> int | None:
-    return decode_position(metadata)[0]
+    return decode_position(metadata).watermark

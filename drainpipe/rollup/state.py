@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from drainpipe import codec
 from drainpipe.model import Summary
-from drainpipe.rollup.position import Key
+from drainpipe.rollup.position import Key, LateKey
 
 WindowKey = tuple[str, str, str, int]  # owner, process type, family, start_ms
 
@@ -39,3 +39,7 @@ class PartitionState:
     windows: dict[WindowKey, Window] = field(default_factory=dict)
     # Offsets below this were read before the last restart; their drops were counted then.
     counted_until: int = 0
+    # Rows dropped as late, by (owner, process type, family, minute), while the minute is
+    # open; `late_dirty` holds those changed since the last flush.
+    late: dict[LateKey, int] = field(default_factory=dict)
+    late_dirty: set[LateKey] = field(default_factory=set)

@@ -8,8 +8,13 @@ Rules (they make crash recovery exact, see `positions`):
   and no more than `lateness_ms + skew_ms` behind its partition's, each watermark
   including the row itself; rows are judged in log order, exactly as if one at a time.
   Later rows are dropped and counted in `dropped_late` (by family) and
-  `dropped_late_by_owner`. (`batch` cuts a drain request's batches so that this log
-  order is the order its lines arrived in.)
+  `dropped_late_by_owner`, and, for the app to see, in per-minute counts that `flush`
+  emits as the reserved count# metric `model.late_name(family)` of the row's key. A
+  drop is counted in the oldest minute its key still accepts (lateness behind the
+  key's newest time, or the partition's bound if later): a minute still open, so its
+  count only grows. Open counts are kept in the commit metadata; a restart adds to
+  them. (`batch` cuts a drain request's batches so that this log order is the order
+  its lines arrived in.)
 - The partition's bound closes the windows of keys that went quiet, so every window
   closes and the commit point moves on. Ingress refuses lines more than `skew_ms` ahead
   of the wall clock, so no app can push a partition's watermark further than that past
@@ -44,15 +49,31 @@ import numpy as np
 from drainpipe import accum, codec, sketch
 from drainpipe.accum import Column
 from drainpipe.bus import Position, TopicPartition
-from drainpipe.model import MINUTE_MS, Summary
+from drainpipe.model import MINUTE_MS, Stat, Summary, late_name
 from drainpipe.rollup.columns import Partials, aggregate, segmented_running_max
-from drainpipe.rollup.position import decode_position, encode_watermark
+from drainpipe.rollup.position import LateKey, decode_position, encode_watermark
 from drainpipe.rollup.state import PartitionState, Window
 
 # A decoded raw message: (tp, offset, family, owner, process type, columns).
 Message = tuple[TopicPartition, int, str, str, str, Mapping[str, Column]]
 Series = tuple[int, str, str, str]  # partition index in a pass, owner, process type, family
 Entry = tuple[int, int, int, Mapping[str, Column]]  # partition index, message index, series
+
+
+def late_summary(key: LateKey, dropped: int) -> Summary:
+    """Rows of a family dropped as late in one minute, as that minute's count# summary of
+    the reserved custom metric `late_name(family)` (each drop counts 1)."""
+    owner, process_type, family, minute = key
+    n = float(dropped)
+    return Summary(
+        owner,
+        process_type,
+        "custom." + late_name(family),
+        MINUTE_MS // 1000,
+        minute,
+        dropped,
+        {"count": Stat(dropped, n, n, 1.0, 1.0)},
+    )
 
 
 def layout_family(family: str) -> str:
@@ -80,13 +101,14 @@ class RollupCore:
 
     def restore(self, tp: TopicPartition, position: Position) -> None:
         """Start tp afresh at a committed position (after start-up or a rebalance)."""
-        watermark, read_until, keys, floor = decode_position(position.metadata)
+        d = decode_position(position.metadata)
         self.parts[tp] = PartitionState(
             next_offset=position.offset,
-            watermark_ms=watermark,
-            key_watermarks=keys,
-            key_floor=floor,
-            counted_until=read_until,
+            watermark_ms=d.watermark,
+            key_watermarks=d.keys,
+            key_floor=d.key_floor,
+            counted_until=d.read_until,
+            late=d.late,
         )
 
     def revoke(self, tp: TopicPartition) -> None:
@@ -253,6 +275,22 @@ class RollupCore:
                     if n:
                         owner = messages[c][3]
                         by_owner[owner] = by_owner.get(owner, 0) + n
+                # Each drop is counted in the oldest minute its key still accepts: its
+                # bound, the later of the key's and the partition's. A forgotten key's
+                # watermark was behind the partition's bound, so this does not depend on
+                # what was forgotten, and the minute is open, so its count only grows.
+                rows = np.flatnonzero(lost)
+                kw, pw = krunning[rows], running[rows]
+                at = np.maximum(
+                    kw - kw % p - self.lateness_ms, pw - pw % p - self.lateness_ms - self.skew_ms
+                )
+                pairs, counts = np.unique(np.stack([msg[rows], at]), axis=1, return_counts=True)
+                for (e, minute), n in zip(pairs.T.tolist(), counts.tolist(), strict=True):
+                    c = calls[e]
+                    st = states[pids[e]]
+                    lkey = (messages[c][3], messages[c][4], family, minute)
+                    st.late[lkey] = st.late.get(lkey, 0) + n
+                    st.late_dirty.add(lkey)
             values = {name: v[keep] for name, v in values.items()}
             starts, msg = starts[keep], msg[keep]
         return aggregate(
@@ -335,6 +373,14 @@ class RollupCore:
                 if floor is not None and floor - floor % p - lateness <= horizon:
                     st.key_floor = None
             key_wms, floor = st.key_watermarks, st.key_floor
+            out.extend(late_summary(k, st.late[k]) for k in sorted(st.late_dirty))
+            st.late_dirty.clear()
+            for lkey in list(st.late):
+                wm = key_wms.get((lkey[0], lkey[1]), floor)
+                if (horizon is not None and lkey[3] < horizon) or (
+                    wm is not None and lkey[3] < wm - wm % p - lateness
+                ):
+                    del st.late[lkey]
             for key, w in list(st.windows.items()):
                 wm = key_wms.get((key[0], key[1]), floor)
                 closes_at = current = None  # the key's bound and minute, while it has one
@@ -377,7 +423,7 @@ class RollupCore:
         for tp, st in self.parts.items():
             offset = min((w.first_offset for w in st.windows.values()), default=st.next_offset)
             metadata = encode_watermark(
-                st.watermark_ms, st.next_offset, st.key_watermarks, st.key_floor
+                st.watermark_ms, st.next_offset, st.key_watermarks, st.key_floor, st.late
             )
             out[tp] = Position(offset, metadata)
         return out

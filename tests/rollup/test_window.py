@@ -14,7 +14,14 @@ from hypothesis import strategies as st
 
 from drainpipe import accum, sketch
 from drainpipe.bus import Position, TopicPartition
-from drainpipe.model import MINUTE_MS, ROUTER, Summary, partition_for, partition_key
+from drainpipe.model import (
+    MINUTE_MS,
+    ROUTER,
+    Summary,
+    late_name,
+    partition_for,
+    partition_key,
+)
 from drainpipe.rollup.position import decode_watermark, encode_watermark
 from drainpipe.rollup.window import RollupCore
 
@@ -85,28 +92,47 @@ def recompute(log: list[LogEntry], skew: int = SKEW) -> dict[WindowKey, list[Lin
     """Line by line: which lines count, grouped by window. A line counts when its minute
     is within the lateness of its app and process type's newest time, and within the
     lateness and the skew of its partition's."""
+    return recompute_with_drops(log, skew)[0]
+
+
+def recompute_with_drops(
+    log: list[LogEntry], skew: int = SKEW
+) -> tuple[dict[WindowKey, list[Line]], dict[WindowKey, int]]:
+    """`recompute`, and the lines dropped as late per (owner, process type, minute): the
+    oldest minute the key still accepts, its bound or the partition's if that is later."""
     watermark: dict[TopicPartition, int] = {}
     key_watermark: dict[int, int] = {}
     kept: dict[WindowKey, list[Line]] = defaultdict(list)
+    late: dict[WindowKey, int] = defaultdict(int)
     for tp, _, s, rows in log:
         for r in rows:
             wm = watermark[tp] = max(watermark.get(tp, r.ts_ms), r.ts_ms)
             key_wm = key_watermark[s] = max(key_watermark.get(s, r.ts_ms), r.ts_ms)
             start = r.ts_ms - r.ts_ms % MINUTE_MS
-            if (
-                start >= key_wm - key_wm % MINUTE_MS - LATENESS
-                and start >= wm - wm % MINUTE_MS - LATENESS - skew
-            ):
-                owner, pt = SERIES[s]
+            owner, pt = SERIES[s]
+            key_minute = key_wm - key_wm % MINUTE_MS
+            bound = wm - wm % MINUTE_MS - LATENESS - skew
+            if start >= key_minute - LATENESS and start >= bound:
                 kept[(owner, pt, start)].append(r)
-    return kept
+            else:
+                late[(owner, pt, max(key_minute - LATENESS, bound))] += 1
+    return kept, late
 
 
-def store_write(store: dict[WindowKey, Summary], summaries: list[Summary]) -> None:
+def store_write(
+    store: dict[WindowKey, Summary],
+    summaries: list[Summary],
+    late: dict[WindowKey, Summary] | None = None,
+) -> None:
+    """Upsert with the n guard; late-drop counts go to `late` (or nowhere)."""
     for s in summaries:
+        into = store if s.family == ROUTER.family else late
+        assert into is not None or s.family == "custom." + late_name(ROUTER.family)
+        if into is None:
+            continue
         key = (s.owner, s.process_type, s.start_ms)
-        if key not in store or s.n > store[key].n:
-            store[key] = s
+        if key not in into or s.n > into[key].n:
+            into[key] = s
 
 
 def check(store: Mapping[WindowKey, Summary], expected: Mapping[WindowKey, list[Line]]) -> None:
@@ -154,8 +180,9 @@ def test_any_batching_flushes_and_crashes_give_the_recomputed_store(
 ) -> None:
     """Each step adds one poll of `polls[step]` log entries (1 once the list runs out)."""
     log = raw_log(lines, cuts)
-    expected = recompute(log)
+    expected, expected_late = recompute_with_drops(log)
     store: dict[WindowKey, Summary] = {}  # a store with the n guard
+    late: dict[WindowKey, Summary] = {}  # its late-drop counts
     topic: dict[WindowKey, Summary] = {}  # a compacted summary topic: the last version per key wins
     committed: dict[TopicPartition, Position] = {}
 
@@ -167,8 +194,12 @@ def test_any_batching_flushes_and_crashes_give_the_recomputed_store(
 
     def flush(core: RollupCore) -> None:
         summaries = core.flush()
-        store_write(store, summaries)
-        topic.update(((x.owner, x.process_type, x.start_ms), x) for x in summaries)
+        store_write(store, summaries, late)
+        topic.update(
+            ((x.owner, x.process_type, x.start_ms), x)
+            for x in summaries
+            if x.family == ROUTER.family
+        )
         committed.update(core.positions())
 
     core = fresh()
@@ -208,6 +239,10 @@ def test_any_batching_flushes_and_crashes_give_the_recomputed_store(
     flush(core)
     check(store, expected)
     check(topic, expected)
+    # Every line dropped as late is counted once, in its minute, whatever the crashes.
+    assert {k: s.n for k, s in late.items()} == expected_late
+    for s in late.values():
+        assert s.stats["count"].sum == s.n
 
 
 def test_late_rows_are_dropped_counted_and_do_not_move_the_watermark_back() -> None:
@@ -217,7 +252,10 @@ def test_late_rows_are_dropped_counted_and_do_not_move_the_watermark_back() -> N
     rows = [Line(0, T0 + 10 * MINUTE_MS, 5.0, 200, 0), Line(0, T0, 7.0, 200, 0)]
     core.add(tp, 0, "router", "app-a", "web", columns(rows))
     out = core.flush()
-    assert [s.start_ms for s in out] == [T0 + 10 * MINUTE_MS]
+    assert [(s.family, s.start_ms, s.n) for s in out] == [
+        ("custom.@late.router", T0 + 5 * MINUTE_MS, 1),  # the app's own count of them
+        ("router", T0 + 10 * MINUTE_MS, 1),
+    ]
     assert core.dropped_late == {"router": 1}
     assert decode_watermark(core.positions()[tp].metadata) == T0 + 10 * MINUTE_MS
 
