@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from typing import Protocol
 
-from drainpipe.bus import BusUnavailable, OutRecord, Producer
+from drainpipe.bus import BusUnavailable, Message, OutRecord, Producer
 from drainpipe.model import FRAMES_TOPIC, partition_key
 
 RECENT_FRAME_IDS = 65_536
@@ -35,6 +35,11 @@ def frame_key(owner: str, frame_id: str) -> bytes:
     two minutes of steady traffic, and digests take ~9 MB where the pairs of strings took
     ~21 MB. At 128 bits no two frames collide in practice."""
     return hashlib.blake2b(f"{owner}\0{frame_id}".encode(), digest_size=16).digest()
+
+
+def recent_frames(tail: Iterable[Message]) -> list[tuple[str, str]]:
+    """(owner, Logplex-Frame-Id) of the requests in the frame-id topic's tail."""
+    return [(m.key.decode().partition("|")[0], m.value.decode()) for m in tail]
 
 
 def frame_record(owner: str, frame_id: str) -> OutRecord:

@@ -24,15 +24,16 @@ from typing import BinaryIO, TextIO
 import msgspec
 
 from drainpipe import batch
-from drainpipe.acceptor import LocalAcceptor
+from drainpipe.acceptor import LocalAcceptor, recent_frames
 from drainpipe.apps import sqlite_registry
 from drainpipe.bus import BusUnavailable
 from drainpipe.bus.embedded import BusLocked
 from drainpipe.clock import SYSTEM, Clock
 from drainpipe.config import Config
 from drainpipe.frames import FramingError, split_frames
+from drainpipe.model import FRAMES_TOPIC
 from drainpipe.rollup.worker import RAW_TOPICS
-from drainpipe.server import Pipeline, recent_frames
+from drainpipe.server import Pipeline
 from drainpipe.simulate.framing import record_decoder
 from drainpipe.simulate.progress import Progress, duration
 
@@ -336,7 +337,9 @@ def _produce(
     report: Report,
 ) -> None:
     """Every file's lines through batch.build and the acceptor; durable when this returns."""
-    acceptor = LocalAcceptor(pipeline.bus.producer(), recent_frames(pipeline.bus))
+    acceptor = LocalAcceptor(
+        pipeline.bus.producer(), recent_frames(pipeline.bus.tail(FRAMES_TOPIC))
+    )
     max_future_ms = pipeline.config.max_future_s * 1000
     max_age_ms = pipeline.config.max_age_ms
     lateness_ms = pipeline.config.lateness_s * 1000

@@ -13,11 +13,12 @@ import threading
 from typing import TYPE_CHECKING
 
 from drainpipe import http, native, upkeep
-from drainpipe.acceptor import LocalAcceptor
+from drainpipe.acceptor import RECENT_FRAME_IDS, LocalAcceptor, recent_frames
 from drainpipe.api import Api
 from drainpipe.apps import AppRegistry, postgres_registry
 from drainpipe.config import Config
 from drainpipe.ingress import Ingress
+from drainpipe.model import FRAMES_TOPIC
 from drainpipe.rollup.worker import RollupWorker
 from drainpipe.selfmetrics import SelfMetrics
 from drainpipe.signals import until_signalled
@@ -76,7 +77,12 @@ def run(role: str, config: Config) -> None:
     bus = kafka_bus(config)
     try:
         if role == "ingress":
-            ingress = Ingress(registry(config), LocalAcceptor(bus.producer()), metrics, config)
+            # Frames stored but not answered before a restart are known when resent.
+            # An app's frame ids share one partition: each gives at least 8,192.
+            per_partition = max(8192, RECENT_FRAME_IDS // bus.partitions)
+            recent = recent_frames(bus.tail(FRAMES_TOPIC, per_partition))
+            acceptor = LocalAcceptor(bus.producer(), recent)
+            ingress = Ingress(registry(config), acceptor, metrics, config)
             http.serve(http.app(metrics, ingress=ingress), lambda: None, config, metrics)
         elif role == "rollup":
             RollupWorker(

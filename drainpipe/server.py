@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from drainpipe import native, upkeep, workers
-from drainpipe.acceptor import LocalAcceptor
+from drainpipe.acceptor import LocalAcceptor, recent_frames
 from drainpipe.apps import sqlite_registry
 from drainpipe.bus.embedded import EmbeddedBus
 from drainpipe.clock import SYSTEM, Clock
@@ -41,15 +41,6 @@ RESTART_BACKOFF_S = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 HEALTHY_RUN_S = 60.0  # a stage that ran this long before it crashed starts its backoff over
 
 
-def recent_frames(bus: EmbeddedBus) -> list[tuple[str, str]]:
-    """(owner, Logplex-Frame-Id) of requests accepted in the log's tail."""
-    out = []
-    for m in bus.tail(FRAMES_TOPIC):
-        owner = m.key.decode().partition("|")[0]
-        out.append((owner, m.value.decode()))
-    return out
-
-
 @dataclass
 class Pipeline:
     """Everything `drainpipe up` runs, started and stopped in dependency order."""
@@ -63,7 +54,9 @@ class Pipeline:
         self.bus = EmbeddedBus(c.bus_dir, c.partitions, self.clock)
         self.store = SqliteStore(c.store_path, self.clock)
         self.registry = sqlite_registry(c.apps_path, self.clock)
-        self.acceptor = LocalAcceptor(self.bus.producer(), recent_frames(self.bus))
+        self.acceptor = LocalAcceptor(
+            self.bus.producer(), recent_frames(self.bus.tail(FRAMES_TOPIC))
+        )
         self.health = Health(self.clock)
         self.acceptor.gate = self.health.problem
         self.rollup = self._new_rollup()

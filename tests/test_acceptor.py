@@ -7,11 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from drainpipe.acceptor import LocalAcceptor
+from drainpipe.acceptor import LocalAcceptor, recent_frames
 from drainpipe.bus import BusUnavailable, OutRecord
 from drainpipe.bus.embedded import EmbeddedBus
 from drainpipe.model import FRAMES_TOPIC
-from drainpipe.server import recent_frames
 
 REC = [OutRecord("ROUTER_REQUESTS.v1", b"app|web", b"batch")]
 
@@ -51,7 +50,7 @@ def test_a_copy_waiting_on_a_failed_first_copy_is_appended(tmp_path: Path) -> No
         first.result(5)
     bus.close()
     bus = EmbeddedBus(tmp_path)  # a restart repairs the log
-    acc = LocalAcceptor(bus.producer(), recent_frames(bus))
+    acc = LocalAcceptor(bus.producer(), recent_frames(bus.tail(FRAMES_TOPIC)))
     assert acc.submit("app", "f1", REC).result(5) is True  # the failed copy left no id
     bus.close()
 
@@ -61,6 +60,6 @@ def test_ids_accepted_before_a_restart_are_still_recognised(tmp_path: Path) -> N
     LocalAcceptor(bus.producer()).submit("app", "f1", REC).result(5)
     bus.close()
     bus = EmbeddedBus(tmp_path)
-    acc = LocalAcceptor(bus.producer(), recent_frames(bus))
+    acc = LocalAcceptor(bus.producer(), recent_frames(bus.tail(FRAMES_TOPIC)))
     assert acc.submit("app", "f1", REC).result(5) is False
     bus.close()

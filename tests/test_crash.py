@@ -15,7 +15,7 @@ import numpy as np
 
 from drainpipe.sketch import RELATIVE_ACCURACY
 from tests import drains
-from tests.roles import Deployment
+from tests.roles import Deployment, wait_http
 from tests.test_end_to_end import iso, nearest_rank, points
 
 MIN = 60_000
@@ -192,27 +192,38 @@ def test_a_killed_http_worker_is_replaced_and_nothing_acknowledged_is_lost(tmp_p
     assert drains.stop(server) == 0
 
 
-def test_sigkill_of_the_rollup_sink_and_retry_roles_loses_nothing_and_counts_nothing_twice(
+def test_sigkill_of_every_scale_out_role_loses_nothing_and_counts_nothing_twice(
     deployment: Deployment,
 ) -> None:
-    """Each consumer role is killed at random moments while traffic flows and started
-    again; the store then equals the recomputation of every acknowledged line. (Killing
-    ingress mid-request can store a frame twice: its frame ids are remembered per
-    process; see docs/deploy.md.)"""
+    """Each role is killed at random moments while traffic flows and started again; the
+    store then equals the recomputation of every acknowledged line. A frame stored
+    before ingress died and sent again after it restarted is not stored twice."""
     rng = random.Random(7)
     roles, _, _, ingress_port, api_port = deployment
     app = roles.create_app("shop")
     ingress, api = roles.start_all(ingress_port, api_port)
-    count = BODIES_PER_KILL * 3 * ROLE_KILLS + 50
+    consumers = ["rollup", "sink", "retry"]
+    count = BODIES_PER_KILL * (len(consumers) + 1) * ROLE_KILLS + 50
     base = start_of(count)
     bodies, expected = traffic(rng, base, count)
     posting = Posting(lambda: ingress, app["drain_secret"], bodies)
-    for role in ["rollup", "sink", "retry"] * ROLE_KILLS:
+    for role in [*consumers, "ingress"] * ROLE_KILLS:
         time.sleep(rng.uniform(0.2, 1.5))
         roles.procs[role].send_signal(signal.SIGKILL)
         assert roles.procs[role].wait(10) == -signal.SIGKILL
-        roles.start(role)
+        if role == "ingress":
+            roles.start(role, "--port", str(ingress_port))
+        else:
+            roles.start(role)
     posting.finish()
+    # The newest acknowledged frame, as Logplex would resend it had the 204 been lost.
+    roles.procs["ingress"].send_signal(signal.SIGKILL)
+    roles.procs["ingress"].wait(10)
+    roles.start("ingress", "--port", str(ingress_port))
+    wait_http(ingress.url, roles)
+    for frame_id, payload, n in (bodies[-1], bodies[0]):
+        code = ingress.post(app["drain_secret"], payload, n, {"Logplex-Frame-Id": frame_id})
+        assert code == 204
     counted_exactly(api, app, base, expected)
-    for role in ("rollup", "sink", "retry"):
+    for role in [*consumers, "ingress"]:
         assert roles.procs[role].poll() is None, roles.log(role)[-2000:]

@@ -95,8 +95,9 @@ def test_an_app_over_its_limits_loses_only_its_new_names_and_not_another_apps(
             ("w1", ""),
             ("w2", ""),
         ]
-        # web was the app's 4th process type: its custom lines went with it.
-        assert _records(drain, CUSTOM.topic) == Counter()
+        # web was the app's 4th process type: its custom lines went with it. What
+        # remains is the app's own count of what it lost (one row, of 12).
+        assert _records(drain, CUSTOM.topic) == Counter({("", "@skipped.process_type_limit"): 1})
         metrics = drain.metrics.render().decode()
         assert 'drainpipe_series_limited_total{kind="process_type"} 12.0' in metrics
     finally:
@@ -116,7 +117,9 @@ def test_custom_names_over_the_limit_are_dropped_and_counted(tmp_path: Path) -> 
             for i in range(8)
         ]
         assert drain.post(drains.body(lines), len(lines)).status_code == 204
-        assert _records(drain, CUSTOM.topic) == Counter({("web", "q0"): 10, ("web", "q1"): 2})
+        assert _records(drain, CUSTOM.topic) == Counter(
+            {("web", "q0"): 10, ("web", "q1"): 2, ("", "@skipped.custom_name_limit"): 1}
+        )
         metrics = drain.metrics.render().decode()
         assert 'drainpipe_series_limited_total{kind="custom_name"} 4.0' in metrics
     finally:

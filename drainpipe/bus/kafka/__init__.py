@@ -8,6 +8,7 @@ Modules, in the order data meets them:
 - `consumer`: `KafkaConsumer`, one consumer-group member: assignment, polling, commits.
 - `positions`: the compacted `__drainpipe_positions` topic that keeps committed
   metadata (Tansu drops it): its records, their keys, and reading them back.
+- `tail`: the newest records of a topic, read without a group (frame ids at start).
 - `errors`: which Kafka errors are transient, their text, client error reports.
 """
 

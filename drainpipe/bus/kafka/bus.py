@@ -29,11 +29,12 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from drainpipe import model
-from drainpipe.bus import BusUnavailable
+from drainpipe.bus import BusUnavailable, Message
 from drainpipe.bus.kafka.consumer import KafkaConsumer
 from drainpipe.bus.kafka.errors import _error_text, _on_client_error
 from drainpipe.bus.kafka.positions import POSITIONS_TOPIC
 from drainpipe.bus.kafka.producer import KafkaProducer, _Pipe
+from drainpipe.bus.kafka.tail import read_tail
 from drainpipe.clock import SYSTEM
 
 # One logger name for every module of the package.
@@ -224,6 +225,10 @@ class KafkaBus:
         raise BusUnavailable(f"Kafka at {self.bootstrap} refused even an uncompressed write")
 
     # -- clients ----------------------------------------------------------------------
+    def tail(self, topic: str, per_partition: int) -> list[Message]:
+        """The last `per_partition` records of each partition of `topic` (see `tail`)."""
+        return read_tail(self, topic, per_partition)
+
     def producer(self) -> KafkaProducer:
         return self._track(KafkaProducer(self, self.pipe()))
 
