@@ -369,7 +369,8 @@ def _produce(
                     parsed = batch.build(
                         owner, chunk.frames, now_ms, max_future_ms, max_age_ms, lateness_ms
                     )
-                    fut = acceptor.submit(owner, chunk.frame_id or None, parsed.records)
+                    lost = batch.skip_records(owner, now_ms, parsed.skipped)  # for the app
+                    fut = acceptor.submit(owner, chunk.frame_id or None, parsed.records + lost)
                     pending.append((fut, parsed, len(chunk.frames)))
                     while len(pending) > MAX_IN_FLIGHT:
                         settle()
