@@ -422,8 +422,10 @@ class RollupCore:
         out = {}
         for tp, st in self.parts.items():
             offset = min((w.first_offset for w in st.windows.values()), default=st.next_offset)
+            # Not yet read back up to where the last run had judged: that stays the mark.
+            read_until = max(st.next_offset, st.counted_until)
             metadata = encode_watermark(
-                st.watermark_ms, st.next_offset, st.key_watermarks, st.key_floor, st.late
+                st.watermark_ms, read_until, st.key_watermarks, st.key_floor, st.late
             )
             out[tp] = Position(offset, metadata)
         return out
