@@ -5,8 +5,8 @@ from setuptools import Extension, setup
 setup(
     ext_modules=[
         Extension(
-            "drainpipe._scan",
-            ["drainpipe/_scan.c"],
+            "drainpipe.ingest._scan",
+            ["drainpipe/ingest/_scan.c"],
             extra_compile_args=["-O2"],
             # Without a C compiler drainpipe still installs and runs its Python readers.
             optional=True,

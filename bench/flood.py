@@ -19,9 +19,10 @@ import threading
 import time
 from pathlib import Path
 
-from bench.steady import MemorySampler, Prober
-from drainpipe.apps import sqlite_registry
-from tests import drains
+from bench.probe import Prober
+from bench.steady import MemorySampler
+from drainpipe.store.apps import sqlite_registry
+from tests.support import drains
 
 
 def flood_body(start: int, names: int, now_ms: int) -> tuple[bytes, int]:

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from bench.drain_client import DrainClient, logplex_request
-from tests import drains
+from tests.support import drains
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 

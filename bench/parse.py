@@ -1,11 +1,11 @@
-"""Parse throughput: lines per second on one core through batch.build, per kind of line.
+"""Parse throughput: lines per second on one core through records.build, per kind of line.
 
 Realistic 500-line drain bodies of one kind each: (a) router lines (mostly 2xx/3xx with
 some H12/H27 errors, ten web dynos, the newer router's protocol/tls fields), (b)
 log-runtime-metrics lines (memory and load samples), (c) platform event lines of six
 everyday texts, (d) event lines whose texts rarely repeat (exit statuses, release
 versions, users), which parse.events' cache of texts does not help. Each figure is the
-median of 5 runs; the per-line reference (batch.build_reference: parse_message line by
+median of 5 runs; the per-line reference (records.build_reference: parse_message line by
 line, which shares parse_event and its cache) runs alongside, and the ratio is
 bulk/reference.
 """
@@ -20,11 +20,11 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from drainpipe import batch
+from drainpipe.ingest import records
 
 T0_MS = 1_795_255_200_000
 MAX_FUTURE_MS = 300_000
-Build = Callable[[str, list[bytes], int, int], batch.Parsed]
+Build = Callable[[str, list[bytes], int, int], records.Parsed]
 
 
 def _ts(ms: int) -> str:
@@ -129,12 +129,12 @@ def main() -> None:
     )
     for kind, make in kinds:
         frames = bodies(make, args.bodies, args.lines)
-        fast = batch.build("app1", frames[0], now_ms, MAX_FUTURE_MS)
-        assert fast == batch.build_reference("app1", frames[0], now_ms, MAX_FUTURE_MS)
+        fast = records.build("app1", frames[0], now_ms, MAX_FUTURE_MS)
+        assert fast == records.build_reference("app1", frames[0], now_ms, MAX_FUTURE_MS)
         bulk, reference = [], []
         for _ in range(args.runs):  # interleaved, so both see the same machine
-            bulk.append(lines_per_s(batch.build, frames, now_ms))
-            reference.append(lines_per_s(batch.build_reference, frames, now_ms))
+            bulk.append(lines_per_s(records.build, frames, now_ms))
+            reference.append(lines_per_s(records.build_reference, frames, now_ms))
         b, r = statistics.median(bulk), statistics.median(reference)
         print(f"{kind:<8} {b:>14,.0f} {r:>18,.0f} {b / r:>6.2f}")
 

@@ -16,17 +16,17 @@ import time
 import numpy as np
 
 from drainpipe import codec
-from drainpipe.accum import Column
 from drainpipe.model import (
     LOAD,
     MEMORY,
     MINUTE_MS,
     ROUTER,
     SCHEMA_BY_TOPIC,
+    Column,
     partition_for,
     partition_key,
 )
-from drainpipe.rollup.window import Message, RollupCore
+from drainpipe.rollup.window import RawMessage, RollupCore
 
 
 def make_messages(
@@ -66,7 +66,7 @@ def run_once(messages: list[tuple[str, int, bytes]], poll: int, flush_every: int
     since_flush = 0
     t = time.perf_counter()
     for first in range(0, len(messages), poll):
-        batch: list[Message] = []
+        batch: list[RawMessage] = []
         for i, (topic, part, value) in enumerate(messages[first : first + poll], first):
             schema = SCHEMA_BY_TOPIC[topic]
             owner, pt, cols = codec.decode_batch(schema, value)

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from drainpipe import codec, tiers
-from drainpipe.store import Store
+from bench.summaries import minute_summaries
+from drainpipe import codec
+from drainpipe.store import Store, tiers
 from drainpipe.store.sqlite import SqliteStore
 
 
@@ -49,7 +50,6 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--apps", type=int, default=1000)
     args = p.parse_args()
-    from bench.api import minute_summaries  # bench.api uses this module's settle_measured
 
     with tempfile.TemporaryDirectory() as tmp:
         store = SqliteStore(Path(tmp) / "store.sqlite")

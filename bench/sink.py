@@ -42,7 +42,6 @@ import numpy as np
 import psycopg
 
 from drainpipe import accum, codec
-from drainpipe.accum import Column
 from drainpipe.bus import Bus, OutRecord, Position, TopicPartition
 from drainpipe.bus.embedded import EmbeddedBus
 from drainpipe.codec import EncodedSummary
@@ -51,18 +50,19 @@ from drainpipe.model import (
     MEMORY,
     MINUTE_MS,
     ROUTER,
+    Column,
     partition_for,
     partition_key,
     schema_of_family,
     summary_key,
 )
-from drainpipe.rollup.window import Message, RollupCore
-from drainpipe.selfmetrics import SelfMetrics
-from drainpipe.sink import Batch, Outcome, SinkWorker
+from drainpipe.rollup.window import RawMessage, RollupCore
+from drainpipe.sink.worker import Outcome, Pending, SinkWorker
 from drainpipe.store import Store
 from drainpipe.store.postgres import PostgresStore
 from drainpipe.store.sqlite import SqliteStore
-from tests.kafka_broker import CLIENT_TUNING, TansuBroker
+from drainpipe.telemetry.metrics import SelfMetrics
+from tests.support.kafka_broker import CLIENT_TUNING, TansuBroker
 
 ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -99,7 +99,7 @@ def rollup_records(apps: int, seconds: int, seed: int = 5) -> list[OutRecord]:
     offset = 0
     for second in range(seconds):
         t0 = base + second * 1000
-        batch: list[Message] = []
+        batch: list[RawMessage] = []
         for owner in owners:
             part = partition_for(partition_key(owner, "web"), 32)
             k = int(rng.poisson(5))
@@ -149,7 +149,7 @@ class TimedSink(SinkWorker):
 
     def _write(
         self,
-        batch: Batch,
+        batch: Pending,
         summaries: list[EncodedSummary],
         stop: threading.Event,
         give_up: float | None = None,

@@ -11,11 +11,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from drainpipe import logs
-from drainpipe.apps import AppError, postgres_registry, sqlite_registry
-from drainpipe.config import Config, ConfigError
-
-ROLES = ("ingress", "rollup", "sink", "retry", "api")
+from drainpipe.config import ROLES, Config, ConfigError
+from drainpipe.store.apps import AppError, postgres_registry, sqlite_registry
+from drainpipe.telemetry import logs
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -197,21 +195,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             if config.workers:
                 _share_metrics(config.data_dir)
-            from drainpipe.server import serve
+            from drainpipe.service import up
 
-            serve(config)
+            up.run(config)
             return 0
         if args.command in ROLES:
             logs.setup(args.log_level)
             tls = {k: getattr(args, k, None) for k in ("certfile", "keyfile")}
             config = Config.from_env(os.environ, host=args.host, port=args.port, **tls)
-            from drainpipe import roles
+            from drainpipe.service import roles
 
             roles.run(args.command, config)
             return 0
         config = Config.from_env(os.environ, data_dir=args.data_dir)
         if args.command == "simulate":
-            from drainpipe.simulate import command
+            from drainpipe.tools.simulate import command
 
             options = command.Options(
                 url=args.url,
@@ -235,7 +233,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             return command.run(options, sys.stdout, sys.stderr)
         if args.command == "replay":
-            from drainpipe import replay
+            from drainpipe.tools import replay
 
             return replay.run(args.files, args.app, config, sys.stderr, args.batch_lines)
         registry = (

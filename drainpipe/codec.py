@@ -14,15 +14,14 @@ import msgspec
 import numpy as np
 
 from drainpipe import sketch
-from drainpipe.accum import Column
-from drainpipe.model import Batch, EventBatch, Schema, Summary
+from drainpipe.model import Column, EventBatch, RawBatch, Schema, Summary
 
 
 class DecodeError(ValueError):
     pass
 
 
-_batch_decoder = msgspec.msgpack.Decoder(Batch)
+_batch_decoder = msgspec.msgpack.Decoder(RawBatch)
 _events_decoder = msgspec.msgpack.Decoder(EventBatch)
 _summary_decoder = msgspec.msgpack.Decoder(Summary)
 
@@ -61,7 +60,7 @@ def encode_batch(
     cols = []
     for name, dtype in schema.columns:
         cols.append(np.ascontiguousarray(columns[name], dtype=dtype).tobytes())
-    return _encoder.encode(Batch(owner, process_type, cols, series))
+    return _encoder.encode(RawBatch(owner, process_type, cols, series))
 
 
 def decode_batch(schema: Schema, value: bytes) -> tuple[str, str, dict[str, Column]]:

@@ -94,10 +94,14 @@ def _pairs(raw: str) -> tuple[tuple[str, str], ...]:
 
 
 def default_workers() -> int:
-    """HTTP workers of `up`: a core each, after one for the log owner (at least one, at
-    most 8). On 2 cores that is one worker: a second took peak ingest from ~229k to ~255k
-    lines/s (bench.ingest) at the cost of ~58 MB of memory."""
+    """HTTP workers of `up`: a core each, after one for the primary (at least one, at
+    most 8). On 2 cores that is one worker: a second gains little ingest for its
+    memory (BENCHMARKS.md, "Figures behind the design")."""
     return max(1, min((os.cpu_count() or 1) - 1, 8))
+
+
+# The scale-out roles, each a `drainpipe <role>` process (see docs/deploy.md).
+ROLES = ("ingress", "rollup", "sink", "retry", "api")
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +110,7 @@ class Config:
     host: str = "127.0.0.1"
     port: int = 5000
     partitions: int | None = None  # None: what the data directory has, else 8
-    workers: int = 1  # HTTP worker processes of `up`; 0 serves HTTP in the log owner
+    workers: int = 1  # HTTP worker processes of `up`; 0 serves HTTP in the primary
     flush_interval_s: float = 1.0
     lateness_s: int = 300
     max_future_s: int = 300  # lines further ahead of the wall clock are clock skew
@@ -145,7 +149,7 @@ class Config:
             "data_dir": Path(env.get("DRAINPIPE_DATA_DIR") or "./data"),
             "host": env.get("DRAINPIPE_HOST") or "127.0.0.1",
             "port": _int(env, "PORT", 5000, 1, 65535),
-            # One core is the log owner's (rollup, sink, the fsynced log); the rest serve HTTP.
+            # One core is the primary's (rollup, sink, the fsynced log); the rest serve HTTP.
             "workers": _int(env, "DRAINPIPE_WORKERS", default_workers(), 0, 64),
             "partitions": _int(env, "DRAINPIPE_PARTITIONS", 0, 0, 4096) or None,
             "flush_interval_s": _float(env, "DRAINPIPE_FLUSH_INTERVAL_S", 1.0, 0.01, 60.0),

@@ -34,8 +34,8 @@ KEY_DTYPE: Final = np.dtype("<i4")
 COUNT_DTYPE: Final = np.dtype("<i8")
 PACK_GROUP_BUCKETS: Final = 1 << 15
 
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
+_Floats = npt.NDArray[np.float64]
+_Ints = npt.NDArray[np.int64]
 
 
 class Sketch(msgspec.Struct, array_like=True, frozen=True):
@@ -68,7 +68,7 @@ class Sketch(msgspec.Struct, array_like=True, frozen=True):
     def _counts(self) -> npt.NDArray[np.integer]:
         return np.frombuffer(self.counts, _UNSIGNED[self.cw] if self.cw else COUNT_DTYPE)
 
-    def arrays(self) -> tuple[IntArray, IntArray]:
+    def arrays(self) -> tuple[_Ints, _Ints]:
         """(keys, counts), both int64, keys ascending."""
         counts = self._counts().astype(np.int64)
         if not self.kw:
@@ -99,14 +99,14 @@ _UNSIGNED: Final[dict[int, np.dtype[Any]]] = {
 EMPTY: Final = Sketch()
 
 
-def bucket_keys(values: FloatArray) -> IntArray:
+def bucket_keys(values: _Floats) -> _Ints:
     """Bucket index of each positive value (callers filter values <= MIN_VALUE out)."""
     logs = np.log(values)
     logs /= LN_GAMMA
     return np.ceil(logs, out=logs).astype(np.int64)
 
 
-def _from_keys(zeros: int, keys: IntArray, counts: IntArray | None = None) -> Sketch:
+def _from_keys(zeros: int, keys: _Ints, counts: _Ints | None = None) -> Sketch:
     if keys.size == 0:
         return Sketch(zeros=zeros)
     if counts is None:
@@ -123,7 +123,7 @@ def _from_keys(zeros: int, keys: IntArray, counts: IntArray | None = None) -> Sk
     )
 
 
-def from_values(values: FloatArray) -> Sketch:
+def from_values(values: _Floats) -> Sketch:
     """Sketch of the finite values of an array (NaN is ignored)."""
     values = values[np.isfinite(values)]
     positive = values[values > MIN_VALUE]
@@ -132,7 +132,7 @@ def from_values(values: FloatArray) -> Sketch:
 
 
 def from_groups(
-    values: FloatArray, groups: IntArray, n_groups: int, prior: Sequence[Sketch | None] = ()
+    values: _Floats, groups: _Ints, n_groups: int, prior: Sequence[Sketch | None] = ()
 ) -> list[Sketch]:
     """One sketch per group, in one pass: item g equals
     `merge([prior[g], from_values(values[groups == g])])` (no prior: an empty one).
@@ -197,7 +197,7 @@ def from_groups(
     return out
 
 
-def _count(combined: IntArray, size: int) -> tuple[IntArray, IntArray]:
+def _count(combined: _Ints, size: int) -> tuple[_Ints, _Ints]:
     """The distinct values of `combined` (all in [0, size)), ascending, and their counts."""
     if combined.size == 0:
         return combined, combined
@@ -233,8 +233,9 @@ def pack(sketches: Sequence[Sketch]) -> list[Sketch]:
 
     Each key gap and count gets the narrowest unsigned width its sketch's largest one
     fits in, so the cost is a few array passes over all buckets plus one slice per sketch.
-    A group holds up to PACK_GROUP_BUCKETS buckets: the passes take ~50 bytes a bucket
-    of temporaries, which for a settled hour's 1,000 router sketches at once was ~10 MB.
+    A group holds up to PACK_GROUP_BUCKETS buckets, since the passes need temporaries
+    per bucket: packing a settled hour's sketches at once would take memory in
+    proportion to all of them.
     """
     out = list(sketches)
     group: list[int] = []
@@ -280,7 +281,7 @@ def _pack_group(sketches: Sequence[Sketch], todo: list[int], out: list[Sketch]) 
         )
 
 
-def _widths(largest: IntArray, choices: tuple[int, ...]) -> list[int]:
+def _widths(largest: _Ints, choices: tuple[int, ...]) -> list[int]:
     """The narrowest of `choices` (bytes) an unsigned integer up to each `largest` fits."""
     width = np.full(largest.size, choices[-1], dtype=np.int64)
     for w in reversed(choices[:-1]):

@@ -1,5 +1,5 @@
 """Shared fixtures: a Kafka-protocol broker, fresh PostgreSQL databases, each store, and
-the scale-out deployment (`tests.roles`)."""
+the scale-out deployment (`tests.support.roles`)."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from drainpipe.clock import FixedClock
 from drainpipe.store import Store
 from drainpipe.store.postgres import PostgresStore
 from drainpipe.store.sqlite import SqliteStore
-from tests.kafka_broker import CLIENT_TUNING, TansuBroker
-from tests.roles import deployment  # noqa: F401 (a fixture, for every test module)
+from tests.support.kafka_broker import CLIENT_TUNING, TansuBroker
+from tests.support.roles import deployment  # noqa: F401 (a fixture, for every test module)
 
 PG_ADMIN_DSN = os.environ.get(
     "DRAINPIPE_TEST_PG", "host=127.0.0.1 port=5432 user=postgres dbname=postgres"

@@ -121,14 +121,13 @@ def test_only_the_clock_module_reads_the_system_clocks() -> None:
 # Every test module whose code or data involves a date: settling, retention, lateness,
 # future skew, the API's default window, replay and the whole pipeline.
 TIME_TESTS = [
-    "tests/test_tiers.py",
     "tests/store",
     "tests/bus/test_wal.py",
     "tests/rollup",
-    "tests/test_batch.py",
-    "tests/test_ingress.py",
-    "tests/test_replay.py",
-    "tests/test_end_to_end.py",
+    "tests/ingest/test_records.py",
+    "tests/ingest/test_drain.py",
+    "tests/tools/test_replay.py",
+    "tests/system/test_end_to_end.py",
 ]
 
 
@@ -149,7 +148,7 @@ def test_the_time_dependent_tests_pass_at_another_date(shift: str) -> None:
         "FAKETIME_DONT_FAKE_MONOTONIC": "1",
         # time.sleep through a call libfaketime leaves be (see its docstring).
         "PYTHONPATH": os.pathsep.join(
-            [str(ROOT / "tests" / "shifted_clock"), os.environ.get("PYTHONPATH", "")]
+            [str(ROOT / "tests" / "support" / "shifted_clock"), os.environ.get("PYTHONPATH", "")]
         ),
     }
     run = subprocess.run(

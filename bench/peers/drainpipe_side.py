@@ -28,8 +28,8 @@ from typing import Any
 
 from bench.drain_client import DrainClient, logplex_request
 from bench.peers import data, proc
-from drainpipe import batch
-from tests import drains
+from drainpipe.ingest import records
+from tests.support import drains
 
 MAX_FUTURE_MS = 300_000
 
@@ -56,11 +56,11 @@ class EndToEnd:
 
 
 def parse_once(frames: list[tuple[int, list[bytes]]], now_ms: int) -> tuple[float, float, int]:
-    """(seconds, CPU seconds, router lines) for batch.build over every request's frames."""
+    """(seconds, CPU seconds, router lines) for records.build over every request's frames."""
     c0, t0 = time.process_time(), time.perf_counter()
     routed = 0
     for a, lines in frames:
-        routed += batch.build(data.APPS[a], lines, now_ms, MAX_FUTURE_MS).lines["router"]
+        routed += records.build(data.APPS[a], lines, now_ms, MAX_FUTURE_MS).lines["router"]
     return time.perf_counter() - t0, time.process_time() - c0, routed
 
 

@@ -2,7 +2,7 @@
 
 One writer thread drains every pending `send`, writes them with one write and one
 fdatasync, then completes their futures: concurrent drain requests share an fsync, so
-durable acks cost ~0.35 ms per group, not per request. Consumer positions are JSON
+a durable ack costs one fsync per group, not per request. Consumer positions are JSON
 files replaced atomically (write, fsync, rename, fsync the directory).
 """
 

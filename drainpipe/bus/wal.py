@@ -1,9 +1,10 @@
 """The embedded bus's storage: one segmented, CRC-checked, append-only write-ahead log.
 
 All topic-partitions share one log so that a group commit costs one fdatasync however
-many partitions a batch touches (a per-partition file costs one fsync each: measured
-~0.35 ms apiece here). Every record carries its topic, partition and per-partition
-offset, so readers see Kafka's model: offsets count messages of one partition.
+many partitions a batch touches (a per-partition file costs one fsync each; see
+BENCHMARKS.md, "Figures behind the design"). Every record carries its topic, partition
+and per-partition offset, so readers see Kafka's model: offsets count messages of one
+partition.
 
 Record layout (little-endian):
     u32 crc32(body) | u32 len(body) | body

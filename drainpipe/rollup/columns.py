@@ -18,11 +18,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from drainpipe.accum import SKETCHED, Column
-from drainpipe.model import Stat
-
-IntArray = npt.NDArray[np.int64]
-FloatArray = npt.NDArray[np.float64]
+from drainpipe.accum import SKETCHED
+from drainpipe.model import Column, FloatArray, IntArray, Stat
 
 NOT_STATS = frozenset({"ts_ms", "status", "code"})
 CLASS_NAMES = ("0xx", "1xx", "2xx", "3xx", "4xx", "5xx")

@@ -7,14 +7,9 @@ Rules (they make crash recovery exact, see `positions`):
   counts if its minute is no more than `lateness_ms` behind its key's watermark minute
   and no more than `lateness_ms + skew_ms` behind its partition's, each watermark
   including the row itself; rows are judged in log order, exactly as if one at a time.
-  Later rows are dropped and counted in `dropped_late` (by family) and
-  `dropped_late_by_owner`, and, for the app to see, in per-minute counts that `flush`
-  emits as the reserved count# metric `model.late_name(family)` of the row's key. A
-  drop is counted in the oldest minute its key still accepts (lateness behind the
-  key's newest time, or the partition's bound if later): a minute still open, so its
-  count only grows. Open counts are kept in the commit metadata; a restart adds to
-  them. (`batch` cuts a drain request's batches so that this log order is the order
-  its lines arrived in.)
+  Later rows are dropped and counted in `dropped_late` (by family),
+  `dropped_late_by_owner`, and per minute for the app to see (`late`). (Ingress cuts a
+  request's batches so that this log order is the order its lines arrived in.)
 - The partition's bound closes the windows of keys that went quiet, so every window
   closes and the commit point moves on. Ingress refuses lines more than `skew_ms` ahead
   of the wall clock, so no app can push a partition's watermark further than that past
@@ -47,33 +42,17 @@ from typing import cast
 import numpy as np
 
 from drainpipe import accum, codec, sketch
-from drainpipe.accum import Column
 from drainpipe.bus import Position, TopicPartition
-from drainpipe.model import MINUTE_MS, Stat, Summary, late_name
+from drainpipe.model import MINUTE_MS, Column, Summary
 from drainpipe.rollup.columns import Partials, aggregate, segmented_running_max
-from drainpipe.rollup.position import LateKey, decode_position, encode_watermark
+from drainpipe.rollup.late import count_late, flush_late
+from drainpipe.rollup.position import decode_position, encode_watermark
 from drainpipe.rollup.state import PartitionState, Window
 
 # A decoded raw message: (tp, offset, family, owner, process type, columns).
-Message = tuple[TopicPartition, int, str, str, str, Mapping[str, Column]]
+RawMessage = tuple[TopicPartition, int, str, str, str, Mapping[str, Column]]
 Series = tuple[int, str, str, str]  # partition index in a pass, owner, process type, family
 Entry = tuple[int, int, int, Mapping[str, Column]]  # partition index, message index, series
-
-
-def late_summary(key: LateKey, dropped: int) -> Summary:
-    """Rows of a family dropped as late in one minute, as that minute's count# summary of
-    the reserved custom metric `late_name(family)` (each drop counts 1)."""
-    owner, process_type, family, minute = key
-    n = float(dropped)
-    return Summary(
-        owner,
-        process_type,
-        "custom." + late_name(family),
-        MINUTE_MS // 1000,
-        minute,
-        dropped,
-        {"count": Stat(dropped, n, n, 1.0, 1.0)},
-    )
 
 
 def layout_family(family: str) -> str:
@@ -129,7 +108,7 @@ class RollupCore:
         """Add one raw batch read at (tp, offset)."""
         self.add_many([(tp, offset, family, owner, process_type, columns)])
 
-    def add_many(self, messages: Sequence[Message]) -> None:
+    def add_many(self, messages: Sequence[RawMessage]) -> None:
         """Add the raw batches of one poll, in log order per partition.
 
         The same as `add` on each message in turn (sums up to float rounding order), done
@@ -140,7 +119,7 @@ class RollupCore:
         while messages:
             messages = messages[self._add_pass(messages) :]
 
-    def _add_pass(self, messages: Sequence[Message]) -> int:
+    def _add_pass(self, messages: Sequence[RawMessage]) -> int:
         """Add the longest prefix in which no partition has two column layouts; its length."""
         states: list[PartitionState] = []
         pid_of: dict[TopicPartition, int] = {}
@@ -179,7 +158,7 @@ class RollupCore:
 
     def _aggregate_and_merge(
         self,
-        messages: Sequence[Message],
+        messages: Sequence[RawMessage],
         layouts: list[list[Entry]],
         states: list[PartitionState],
         series: list[Series],
@@ -189,7 +168,7 @@ class RollupCore:
             self._merge(parts, states, series, messages)
 
     def _judge_and_aggregate(
-        self, entries: list[Entry], states: list[PartitionState], messages: Sequence[Message]
+        self, entries: list[Entry], states: list[PartitionState], messages: Sequence[RawMessage]
     ) -> Partials:
         """Apply the lateness rule to one layout's rows, then aggregate the kept ones."""
         entries.sort(key=itemgetter(0))  # by partition; stable, so in log order within one
@@ -275,22 +254,17 @@ class RollupCore:
                     if n:
                         owner = messages[c][3]
                         by_owner[owner] = by_owner.get(owner, 0) + n
-                # Each drop is counted in the oldest minute its key still accepts: its
-                # bound, the later of the key's and the partition's. A forgotten key's
-                # watermark was behind the partition's bound, so this does not depend on
-                # what was forgotten, and the minute is open, so its count only grows.
+                # Each in the oldest minute its key still accepts (see `late`).
                 rows = np.flatnonzero(lost)
                 kw, pw = krunning[rows], running[rows]
-                at = np.maximum(
+                bound = np.maximum(
                     kw - kw % p - self.lateness_ms, pw - pw % p - self.lateness_ms - self.skew_ms
                 )
-                pairs, counts = np.unique(np.stack([msg[rows], at]), axis=1, return_counts=True)
-                for (e, minute), n in zip(pairs.T.tolist(), counts.tolist(), strict=True):
-                    c = calls[e]
-                    st = states[pids[e]]
-                    lkey = (messages[c][3], messages[c][4], family, minute)
-                    st.late[lkey] = st.late.get(lkey, 0) + n
-                    st.late_dirty.add(lkey)
+
+                def where(e: int) -> tuple[PartitionState, str, str]:
+                    return states[pids[e]], messages[calls[e]][3], messages[calls[e]][4]
+
+                count_late(msg[rows], bound, where, family)
             values = {name: v[keep] for name, v in values.items()}
             starts, msg = starts[keep], msg[keep]
         return aggregate(
@@ -302,7 +276,7 @@ class RollupCore:
         parts: list[Partials],
         states: list[PartitionState],
         series: list[Series],
-        messages: Sequence[Message],
+        messages: Sequence[RawMessage],
     ) -> None:
         """Merge partials into their windows, column by column; missing windows are
         created in the order `add` would have created them (by first message, then start).
@@ -373,14 +347,7 @@ class RollupCore:
                 if floor is not None and floor - floor % p - lateness <= horizon:
                     st.key_floor = None
             key_wms, floor = st.key_watermarks, st.key_floor
-            out.extend(late_summary(k, st.late[k]) for k in sorted(st.late_dirty))
-            st.late_dirty.clear()
-            for lkey in list(st.late):
-                wm = key_wms.get((lkey[0], lkey[1]), floor)
-                if (horizon is not None and lkey[3] < horizon) or (
-                    wm is not None and lkey[3] < wm - wm % p - lateness
-                ):
-                    del st.late[lkey]
+            out += flush_late(st, horizon, key_wms, floor, p, lateness)
             for key, w in list(st.windows.items()):
                 wm = key_wms.get((key[0], key[1]), floor)
                 closes_at = current = None  # the key's bound and minute, while it has one

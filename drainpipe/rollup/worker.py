@@ -21,10 +21,10 @@ import numpy as np
 from drainpipe import accum, codec
 from drainpipe.bus import Bus, OutRecord, Position, TopicPartition
 from drainpipe.clock import SYSTEM, Clock
-from drainpipe.health import Stage
 from drainpipe.model import CUSTOM, ROUTER, SCHEMA_BY_TOPIC, SCHEMAS, schema_of_family, summary_key
-from drainpipe.rollup.window import Message, RollupCore
-from drainpipe.selfmetrics import SelfMetrics
+from drainpipe.rollup.window import RawMessage, RollupCore
+from drainpipe.telemetry.health import Stage
+from drainpipe.telemetry.metrics import SelfMetrics
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ class RollupWorker:
         next_flush = self.clock.monotonic() + self.flush_interval_s
         try:
             while not stop.is_set():
-                batch: list[Message] = []
+                batch: list[RawMessage] = []
                 polled = self._consumer.poll(POLL_MAX, 0.1)
                 for m in polled:
                     schema = SCHEMA_BY_TOPIC[m.topic]

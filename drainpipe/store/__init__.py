@@ -5,7 +5,7 @@ Writes are idempotent: a summary replaces the stored version of its key only whe
 merged more measurements (`n`), so replays and duplicates never count twice and never
 roll a window back; events are keyed by their content.
 Both partition by UTC day and enforce retention by dropping whole days, and both keep
-10-minute and hour rows beside the minute ones for long charts (`drainpipe.tiers`).
+10-minute and hour rows beside the minute ones for long charts (`tiers`).
 """
 
 from __future__ import annotations

@@ -39,11 +39,11 @@ from typing import Any, Final
 import psycopg
 from psycopg import sql
 
-from drainpipe import codec, tiers
+from drainpipe import codec
 from drainpipe.clock import SYSTEM, Clock
 from drainpipe.codec import EncodedSummary
 from drainpipe.model import EventRecord, Summary
-from drainpipe.store import StoredEvent, day_name, day_of
+from drainpipe.store import StoredEvent, day_name, day_of, tiers
 from drainpipe.store.pg_shard import (
     CLEAR_SETTLED,
     COPY,
@@ -276,7 +276,7 @@ class PostgresStore:
                     for hour, version, touched in marks:
                         if not tiers.due(hour, touched, now_ms, after_ms):
                             continue
-                        hours = tiers.build(
+                        hours = tiers.build_hour(
                             functools.partial(self._rows, conn, shard),
                             self._write_summaries,
                             hour,

@@ -15,12 +15,12 @@ from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from drainpipe import codec, tiers
+from drainpipe import codec
 from drainpipe.clock import SYSTEM, Clock
 from drainpipe.codec import EncodedSummary
-from drainpipe.connections import ThreadConnections
 from drainpipe.model import EventRecord, Summary
-from drainpipe.store import DAY_MS, StoredEvent, day_name, day_of
+from drainpipe.store import DAY_MS, StoredEvent, day_name, day_of, tiers
+from drainpipe.store.connections import ThreadConnections
 
 _TABLE = re.compile(r"^(summaries|events)_(\d{8})$")
 SETTLE_GROUP = 64  # (owner, family) pairs decoded at a time when settling
@@ -146,7 +146,7 @@ class SqliteStore:
             if tiers.due(hour, touched, now_ms, after_ms)
         ]
         for hour, version in due:
-            hours = tiers.build(self._rows, self._write_summaries, hour)
+            hours = tiers.build_hour(self._rows, self._write_summaries, hour)
             self._write_summaries(hours, settled=(hour, version))
         return len(due)
 
@@ -198,7 +198,7 @@ class SqliteStore:
         days = range(day_of(start_ms), day_of(max(end_ms - 1, start_ms)) + 1)
         names = [f"{kind}_{day_name(d)}" for d in days]
         if any(n not in self._known for n in names):
-            self.refresh()  # another process (the owner's sink) may have created it
+            self.refresh()  # another process (the primary's sink) may have created it
         return [n for n in names if n in self._known]
 
     def read_summaries(

@@ -17,13 +17,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from drainpipe import accum
-from drainpipe.accum import Column
 from drainpipe.bus import Position, TopicPartition
-from drainpipe.model import MINUTE_MS, Summary
+from drainpipe.model import MINUTE_MS, Column, Summary
 from drainpipe.rollup.columns import segmented_running_max
 from drainpipe.rollup.position import encode_watermark
 from drainpipe.rollup.state import PartitionState, Window
-from drainpipe.rollup.window import Message, RollupCore, layout_family
+from drainpipe.rollup.window import RawMessage, RollupCore, layout_family
 
 T0 = 1_795_000_000_000 - 1_795_000_000_000 % MINUTE_MS
 LATENESS = 2 * MINUTE_MS
@@ -57,9 +56,9 @@ message_st = st.tuples(
 )
 
 
-def to_messages(raw: list[Any], first_offset: dict[TopicPartition, int]) -> list[Message]:
+def to_messages(raw: list[Any], first_offset: dict[TopicPartition, int]) -> list[RawMessage]:
     offsets = dict(first_offset)
-    out: list[Message] = []
+    out: list[RawMessage] = []
     for t, f, s, rows in raw:
         tp = TPS[t]
         families = FAMILIES_ON[tp[0]]

@@ -14,10 +14,11 @@ from collections import Counter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from drainpipe import accum, batch, codec
+from drainpipe import accum, codec
+from drainpipe.ingest import records
 from drainpipe.model import CUSTOM, SCHEMA_BY_TOPIC, partition_for
-from drainpipe.rollup.window import Message, RollupCore
-from tests import drains
+from drainpipe.rollup.window import RawMessage, RollupCore
+from tests.support import drains
 
 MIN = 60_000
 T = 1_795_017_600_000  # 2026-11-18 16:00 UTC, a whole minute
@@ -29,15 +30,15 @@ def roll(
 ) -> tuple[Counter[tuple[str, ...]], int]:
     """Rows counted per (family, process type, minute, what), and rows dropped as late,
     of these requests (lists of syslog lines) rolled up in order; `build_lateness_ms` is
-    what batch.build is told (ingress tells it the rollup's)."""
+    what records.build is told (ingress tells it the rollup's)."""
     core = RollupCore(lateness_ms=LATENESS)
     offsets: Counter[tuple[str, int]] = Counter()
     for lines in requests:
         frames = [line.encode() for line in lines]
-        parsed = batch.build(
-            "app", frames, T + 60 * MIN, 300_000, batch.NO_LIMIT, build_lateness_ms
+        parsed = records.build(
+            "app", frames, T + 60 * MIN, 300_000, records.NO_LIMIT, build_lateness_ms
         )
-        messages: list[Message] = []
+        messages: list[RawMessage] = []
         for rec in parsed.records:
             if rec.topic not in SCHEMA_BY_TOPIC:
                 continue  # events: not rolled up

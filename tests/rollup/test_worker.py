@@ -7,13 +7,13 @@ from concurrent.futures import Future
 
 import pytest
 
-from drainpipe import batch
 from drainpipe.bus import BusUnavailable, OutRecord
+from drainpipe.ingest import records
 from drainpipe.model import MINUTE_MS, ROUTER
 from drainpipe.rollup.worker import GROUP, RollupWorker
-from drainpipe.selfmetrics import SelfMetrics
-from tests import drains
+from drainpipe.telemetry.metrics import SelfMetrics
 from tests.bus.test_contract import Reader, kafka_bus
+from tests.support import drains
 
 T0 = 1_795_000_000_000 - 1_795_000_000_000 % MINUTE_MS
 
@@ -27,10 +27,10 @@ def test_a_rollup_whose_summaries_were_not_sent_commits_nothing_past_them(
     try:
         early = drains.router(T0, 5, 200)  # its minute closes with the next line
         late = drains.router(T0 + 10 * MINUTE_MS, 5, 200)
-        records: list[OutRecord] = []
+        out: list[OutRecord] = []
         for line in (early, late):
-            records += batch.build("shop", [line.encode()], T0 + 11 * MINUTE_MS, 300_000).records
-        bus.producer().send(records).result(timeout=20)
+            out += records.build("shop", [line.encode()], T0 + 11 * MINUTE_MS, 300_000).records
+        bus.producer().send(out).result(timeout=20)
         worker = RollupWorker(bus, SelfMetrics(), flush_interval_s=0.05, lateness_s=300)
 
         def broker_down(_: object) -> Future[None]:

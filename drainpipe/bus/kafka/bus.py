@@ -180,7 +180,7 @@ class KafkaBus:
                 raise BusUnavailable(f"topic {topic} exists but its metadata never arrived")
             time.sleep(0.1)
 
-    def forget(self, client: KafkaProducer | KafkaConsumer) -> None:
+    def forget(self, client: object) -> None:
         """A client closed by its owner is no longer the bus's to close."""
         with self._lock:
             if client in self._clients:

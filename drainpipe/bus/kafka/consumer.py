@@ -11,7 +11,6 @@ import logging
 from collections.abc import Mapping, Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import confluent_kafka
 from confluent_kafka import KafkaError, KafkaException
@@ -25,12 +24,9 @@ from drainpipe.bus import (
     Position,
     TopicPartition,
 )
+from drainpipe.bus.kafka.cluster import Cluster, Item
 from drainpipe.bus.kafka.errors import _TRANSIENT, _error_text
 from drainpipe.bus.kafka.positions import _position_key, _PositionRecord, _PositionsReader
-from drainpipe.bus.kafka.producer import _Item
-
-if TYPE_CHECKING:
-    from drainpipe.bus.kafka.bus import KafkaBus
 
 # One logger name for every module of the package.
 log = logging.getLogger("drainpipe.bus.kafka")
@@ -56,7 +52,7 @@ class KafkaConsumer:
     Like the confluent-kafka consumer under it, it is used from one thread.
     """
 
-    def __init__(self, bus: KafkaBus, group: str) -> None:
+    def __init__(self, bus: Cluster, group: str) -> None:
         self.group = group
         self._bus = bus
         self._group_id = bus.group_id(group)
@@ -282,7 +278,7 @@ class KafkaConsumer:
             self._known[tp] = _Committed(pos.offset, pos.metadata)
 
     def _write_positions(self, wanted: Mapping[TopicPartition, Position]) -> None:
-        items: list[_Item] = []
+        items: list[Item] = []
         for (topic, partition), pos in wanted.items():
             if not pos.metadata and (topic, partition) not in self._with_metadata:
                 continue

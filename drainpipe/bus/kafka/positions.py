@@ -23,18 +23,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 import confluent_kafka
 from confluent_kafka import KafkaError
 from confluent_kafka import TopicPartition as KafkaPartition
 
 from drainpipe.bus import BusUnavailable
+from drainpipe.bus.kafka.cluster import Cluster
 from drainpipe.bus.kafka.errors import _TRANSIENT
 from drainpipe.clock import SYSTEM
-
-if TYPE_CHECKING:
-    from drainpipe.bus.kafka.bus import KafkaBus
 
 POSITIONS_TOPIC: Final = "__drainpipe_positions"
 
@@ -74,7 +72,7 @@ def _position_key(group_id: str, topic: str, partition: int) -> bytes:
 class _PositionsReader:
     """Reads one group's partition of the positions topic (its consumer made on first use)."""
 
-    def __init__(self, bus: KafkaBus, group_id: str) -> None:
+    def __init__(self, bus: Cluster, group_id: str) -> None:
         self._bus = bus
         self._group_id = group_id
         self.topic = bus.topic(POSITIONS_TOPIC)

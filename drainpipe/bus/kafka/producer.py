@@ -14,23 +14,17 @@ import logging
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
-from typing import TYPE_CHECKING
 
 import confluent_kafka
 from confluent_kafka import KafkaError, KafkaException
 
 from drainpipe import model
 from drainpipe.bus import BusUnavailable, OutRecord
+from drainpipe.bus.kafka.cluster import Cluster, Item
 from drainpipe.bus.kafka.errors import _error_text
-
-if TYPE_CHECKING:
-    from drainpipe.bus.kafka.bus import KafkaBus
 
 # One logger name for every module of the package.
 log = logging.getLogger("drainpipe.bus.kafka")
-
-# (physical topic, partition, key, value) as handed to librdkafka.
-_Item = tuple[str, int, bytes, bytes | None]
 
 
 class _Delivery:
@@ -78,7 +72,7 @@ class _Pipe:
     connections, and one producer id to fetch (~0.5 s) per bus, as librdkafka advises.
     """
 
-    def __init__(self, bus: KafkaBus) -> None:
+    def __init__(self, bus: Cluster) -> None:
         self._timeout_s = bus.timeout_s
         self._producer = confluent_kafka.Producer(
             {
@@ -99,7 +93,7 @@ class _Pipe:
         while not self._stop.is_set():
             self._producer.poll(0.05)
 
-    def send_items(self, items: Sequence[_Item]) -> Future[None]:
+    def send_items(self, items: Sequence[Item]) -> Future[None]:
         """Produce to Kafka topics and partitions as given; the future is `send`'s.
 
         Records are queued under the lock `close` takes to mark the pipe closed, so a send
@@ -159,7 +153,7 @@ class _Pipe:
 class KafkaProducer:
     """A producer handle of a `KafkaBus`: records go out through the bus's one producer."""
 
-    def __init__(self, bus: KafkaBus, pipe: _Pipe) -> None:
+    def __init__(self, bus: Cluster, pipe: _Pipe) -> None:
         self.partitions = bus.partitions
         self._bus = bus
         self._pipe = pipe

@@ -8,21 +8,17 @@ each partition, read from the high watermark back, with no group and no commit.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import confluent_kafka
 from confluent_kafka import KafkaError
 from confluent_kafka import TopicPartition as KafkaPartition
 
 from drainpipe.bus import BusUnavailable, Message
+from drainpipe.bus.kafka.cluster import Cluster
 from drainpipe.bus.kafka.errors import _TRANSIENT, _error_text
 from drainpipe.clock import SYSTEM
 
-if TYPE_CHECKING:
-    from drainpipe.bus.kafka.bus import KafkaBus
 
-
-def read_tail(bus: KafkaBus, name: str, per_partition: int) -> list[Message]:
+def read_tail(bus: Cluster, name: str, per_partition: int) -> list[Message]:
     """The last `per_partition` records of each partition of topic `name`, each
     partition's in order; raises BusUnavailable if they cannot be read in time."""
     topic = bus.topic(name)

@@ -1,0 +1,40 @@
+"""Summaries: the rolled-up state of one (owner, process type, family, period, start)."""
+
+from __future__ import annotations
+
+import math
+from typing import Final
+
+import msgspec
+
+from drainpipe.sketch import Sketch
+
+MINUTE_MS: Final = 60_000
+
+# ---------------------------------------------------------------------------
+# Summaries: the rolled-up state of one (owner, process type, family, period, start).
+# ---------------------------------------------------------------------------
+
+
+class Stat(msgspec.Struct, array_like=True):
+    """count, sum, sum of squares, min, max: merge exactly by adding and comparing."""
+
+    count: int = 0
+    sum: float = 0.0
+    sumsq: float = 0.0
+    min: float = math.inf
+    max: float = -math.inf
+
+
+class Summary(msgspec.Struct, array_like=True):
+    """Accumulated state of one window; a later version of a key always has n >= earlier."""
+
+    owner: str
+    process_type: str
+    family: str
+    period_s: int
+    start_ms: int
+    n: int = 0  # measurements merged in: versions of one key only grow
+    stats: dict[str, Stat] = msgspec.field(default_factory=dict)
+    sketches: dict[str, Sketch] = msgspec.field(default_factory=dict)
+    counts: dict[str, int] = msgspec.field(default_factory=dict)

@@ -1,0 +1,130 @@
+"""Scale-out process roles on Kafka and PostgreSQL: ingress, rollup, sink, retry, api.
+
+Each role is one process type (see the Procfile); scale a role by running more of it.
+Ingress and api are stateless HTTP servers behind a load balancer; rollup, sink and
+retry are consumer-group members, so Kafka spreads the partitions over however many
+run (32 partitions allow up to 32 of each).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING
+
+from drainpipe.config import ROLES, Config
+from drainpipe.ingest import native
+from drainpipe.ingest.acceptor import RECENT_FRAME_IDS, LocalAcceptor, recent_frames
+from drainpipe.ingest.drain import Ingress
+from drainpipe.model import FRAMES_TOPIC
+from drainpipe.query.api import Api
+from drainpipe.rollup.worker import RollupWorker
+from drainpipe.service import http
+from drainpipe.service.memory import return_freed_memory
+from drainpipe.service.signals import until_signalled
+from drainpipe.sink.worker import SinkWorker, retry_worker
+from drainpipe.store import upkeep
+from drainpipe.store.apps import AppRegistry, postgres_registry
+from drainpipe.telemetry.metrics import SelfMetrics
+
+if TYPE_CHECKING:
+    from drainpipe.bus.kafka import KafkaBus
+    from drainpipe.store.postgres import PostgresStore
+
+log = logging.getLogger(__name__)
+
+
+def kafka_bus(config: Config) -> KafkaBus:
+    from drainpipe.bus.kafka import KafkaBus
+
+    assert config.kafka_bootstrap is not None
+    return KafkaBus(
+        config.kafka_bootstrap,
+        partitions=config.kafka_partitions,
+        replication=config.kafka_replication,
+        extra=dict(config.kafka_config),
+        topic_prefix=config.topic_prefix,
+    )
+
+
+def postgres_store(config: Config) -> PostgresStore:
+    from drainpipe.store.postgres import PostgresStore
+
+    return PostgresStore(list(config.shards))
+
+
+def registry(config: Config) -> AppRegistry:
+    return postgres_registry(config.shards[0])
+
+
+def run(role: str, config: Config) -> None:
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}; roles: {', '.join(ROLES)}")
+    config.require_scale(role)
+    metrics = SelfMetrics()
+    log.info(
+        "drainpipe.role",
+        extra={
+            "role": role,
+            "kafka": config.kafka_bootstrap,
+            "compiled_readers": native.scan is not None,
+        },
+    )
+    if role == "api":
+        store = postgres_store(config)
+        api = Api(registry(config), store)
+        http.serve(http.app(metrics, api=api), store.close, config, metrics)
+        return
+    bus = kafka_bus(config)
+    try:
+        if role == "ingress":
+            # Frames stored but not answered before a restart are known when resent.
+            # An app's frame ids share one partition: each gives at least 8,192.
+            per_partition = max(8192, RECENT_FRAME_IDS // bus.partitions)
+            recent = recent_frames(bus.tail(FRAMES_TOPIC, per_partition))
+            acceptor = LocalAcceptor(bus.producer(), recent)
+            ingress = Ingress(registry(config), acceptor, metrics, config)
+            http.serve(http.app(metrics, ingress=ingress), lambda: None, config, metrics)
+        elif role == "rollup":
+            RollupWorker(
+                bus,
+                metrics,
+                config.flush_interval_s,
+                config.lateness_s,
+                max_future_s=config.max_future_s,
+            ).run(until_signalled())
+        else:
+            store = postgres_store(config)
+            try:
+                if role == "sink":
+                    stop = until_signalled()
+                    crashed: list[BaseException] = []
+
+                    def keep() -> None:
+                        try:
+                            upkeep.run(
+                                store,
+                                stop,
+                                config.retention_days,
+                                config.lateness_s,
+                                registry=registry(config),
+                                each_pass=return_freed_memory,
+                            )
+                        except BaseException as exc:
+                            # Fatal for the role: its process manager restarts it whole.
+                            log.exception("stage.crashed", extra={"stage": "upkeep"})
+                            crashed.append(exc)
+                            stop.set()
+
+                    keeper = threading.Thread(target=keep, name="upkeep", daemon=True)
+                    keeper.start()
+                    SinkWorker(bus, store, metrics, retry=bus.producer()).run(stop)
+                    keeper.join(timeout=30)
+                    if crashed:
+                        raise RuntimeError(f"the sink's upkeep stage crashed: {crashed[0]}")
+                else:
+                    retry_worker(bus, store, metrics).run(until_signalled())
+            finally:
+                store.close()
+    finally:
+        bus.close()

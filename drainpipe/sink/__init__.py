@@ -1,0 +1,1 @@
+"""Sink: summaries and events from the bus into the store, and failed writes to RETRY."""

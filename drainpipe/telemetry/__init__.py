@@ -1,0 +1,1 @@
+"""Telemetry: drainpipe's own structured logs, Prometheus counters and stage health."""

@@ -1,0 +1,1 @@
+"""Tools on top of the service: replaying saved drain logs and simulating traffic."""
