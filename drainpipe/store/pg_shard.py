@@ -36,7 +36,7 @@ _PARENT_DDL: Final = (
     " payload bytea NOT NULL,"
     " PRIMARY KEY (owner, family, period_s, start_ms, process_type)"
     ") PARTITION BY RANGE (start_ms)",
-    # Settling reads one period's rows of all series by time (see `drainpipe.tiers`).
+    # Settling reads one period's rows of all series by time (see `store.tiers`).
     "CREATE INDEX IF NOT EXISTS summaries_time ON {schema}.summaries (period_s, start_ms)",
     "CREATE TABLE IF NOT EXISTS {schema}.settle_hours (hour_ms bigint PRIMARY KEY,"
     " version bigint NOT NULL, touched_ms bigint NOT NULL)",
