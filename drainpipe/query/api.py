@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Final
 
 import msgspec
 from starlette.concurrency import run_in_threadpool
@@ -10,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from drainpipe.clock import SYSTEM, Clock
-from drainpipe.model import SCHEMAS, SKIP_REASONS, late_name, skipped_name
+from drainpipe.model import RESERVED_MARK, SCHEMAS, SKIP_REASONS, late_name, skipped_name
 from drainpipe.query import downsample, plan
 from drainpipe.store import Store
 from drainpipe.store.apps import App, AppRegistry
@@ -18,6 +19,13 @@ from drainpipe.store.apps import App, AppRegistry
 MAX_POINTS = 20_160  # 14 days of minutes per series
 DEFAULT_WINDOW_MS = 2 * 3_600_000
 DROPS_WINDOW_MS = 24 * 3_600_000
+# Heroku's Metrics tab: each window ending now, in seconds, and its resolution.
+WINDOWS: Final = {
+    "2h": (2 * 3600, 60),
+    "24h": (24 * 3600, 600),
+    "72h": (72 * 3600, 3600),
+    "7d": (7 * 86400, 7200),
+}
 LATE_FAMILIES = tuple(s.family for s in SCHEMAS)  # the rollup's column layouts
 
 
@@ -46,30 +54,51 @@ def parse_time(name: str, raw: str | None, default_ms: int) -> int:
 
 
 class Api:
-    def __init__(self, registry: AppRegistry, store: Store, clock: Clock = SYSTEM) -> None:
+    def __init__(
+        self, registry: AppRegistry, store: Store, clock: Clock = SYSTEM, retention_days: int = 8
+    ) -> None:
         self.registry = registry
         self.clock = clock
         self.store = store
+        self.retention_days = retention_days  # of every resolution: days are dropped whole
 
-    def _authorize(self, request: Request) -> App:
+    def _token_app(self, request: Request) -> App:
         header = request.headers.get("authorization", "")
         if not header.lower().startswith("bearer ") or not header[7:].strip():
             raise ApiError(401, "missing 'Authorization: Bearer <api_token>'")
         app = self.registry.by_api_token(header[7:].strip())
         if app is None:
             raise ApiError(401, "unknown API token")
+        return app
+
+    def _authorize(self, request: Request) -> App:
+        app = self._token_app(request)
         name = request.path_params["name"]
         if app.name != name:
             raise ApiError(403, f"this token is for app {app.name!r}, not {name!r}")
         return app
 
-    def _range(self, request: Request) -> tuple[int, int, int]:
+    def _span(self, request: Request, default_ms: int = DEFAULT_WINDOW_MS) -> tuple[int, int, int]:
+        """(start, end, the window's resolution) from `window`, `start` and `end`."""
         q = request.query_params
+        span_ms, default_step = default_ms, 60
+        if "window" in q:
+            found = WINDOWS.get(q["window"])
+            if found is None:
+                raise ApiError(400, f"window={q['window']!r} is not one of {', '.join(WINDOWS)}")
+            span_ms, default_step = found[0] * 1000, found[1]
         end = parse_time("end", q.get("end"), self.clock.now_ms())
-        start = parse_time("start", q.get("start"), end - DEFAULT_WINDOW_MS)
+        start = parse_time("start", q.get("start"), end - span_ms)
         if start >= end:
             raise ApiError(400, f"start {q.get('start')} must be before end {q.get('end')}")
-        raw_step = q.get("step", "60")
+        return start, end, default_step
+
+    def _range(self, request: Request) -> tuple[int, int, int]:
+        """(start, end, step) of a request: `window` sets all three as Heroku's Metrics
+        tab does (the window ending now, at its resolution); `start`, `end` and `step`
+        win where given."""
+        start, end, default_step = self._span(request)
+        raw_step = request.query_params.get("step", str(default_step))
         if not raw_step.isdigit() or int(raw_step) == 0 or int(raw_step) % 60:
             raise ApiError(400, f"step={raw_step!r} must be a positive multiple of 60 seconds")
         step = int(raw_step)
@@ -110,19 +139,36 @@ class Api:
         except ApiError as exc:
             return json_response({"error": str(exc)}, exc.status)
 
+    async def apps(self, request: Request) -> Response:
+        """GET /api/v1/apps: the apps this token may read."""
+        try:
+            app = self._token_app(request)
+            return json_response({"apps": [{"name": app.name, "url": f"/api/v1/apps/{app.name}"}]})
+        except ApiError as exc:
+            return json_response({"error": str(exc)}, exc.status)
+
     async def app(self, request: Request) -> Response:
-        """GET /api/v1/apps/{name}: what the app lost in [start, end) (default: the past
-        day), by cause: lines dropped as late, by family, and lines skipped, by reason."""
+        """GET /api/v1/apps/{name}: its process types, the metrics that have data, the
+        first and last minute with data, the retention, and what it lost in [start, end)
+        (default: the past day) by cause: lines dropped as late, by family, and lines
+        skipped, by reason."""
         try:
             app = self._authorize(request)
-            q = request.query_params
-            end = parse_time("end", q.get("end"), self.clock.now_ms())
-            start = parse_time("start", q.get("start"), end - DROPS_WINDOW_MS)
-            if start >= end:
-                raise ApiError(400, f"start {q.get('start')} must be before end {q.get('end')}")
+            start, end, _ = self._span(request, DROPS_WINDOW_MS)
             dropped = await run_in_threadpool(self._dropped, app.id, start, end)
+            spans = [
+                s
+                for s in await run_in_threadpool(self.store.series, app.id)
+                if not s.family.startswith("custom." + RESERVED_MARK)
+            ]
+            metrics = sorted({name for s in spans for name in downsample.metrics_of(s.family)})
             body = {
                 "app": app.name,
+                "process_types": sorted({s.process_type for s in spans}),
+                "metrics": metrics,
+                "first_data": downsample.iso(min(s.first_ms for s in spans)) if spans else None,
+                "last_data": downsample.iso(max(s.last_ms for s in spans)) if spans else None,
+                "retention": {f"{step}s": f"{self.retention_days}d" for step in (60, 600, 3600)},
                 "start": downsample.iso(start),
                 "end": downsample.iso(end),
                 "dropped": dropped,
@@ -147,11 +193,7 @@ class Api:
     async def events(self, request: Request) -> Response:
         try:
             app = self._authorize(request)
-            q = request.query_params
-            end = parse_time("end", q.get("end"), self.clock.now_ms())
-            start = parse_time("start", q.get("start"), end - DEFAULT_WINDOW_MS)
-            if start >= end:
-                raise ApiError(400, "start must be before end")
+            start, end, _ = self._span(request)
             rows = await run_in_threadpool(self.store.read_events, app.id, start, end)
             events = [
                 {

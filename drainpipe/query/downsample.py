@@ -105,7 +105,8 @@ def _custom(s: Summary) -> Point | None:
 
 
 CUSTOM_PREFIX: Final = "custom."
-CUSTOM_NAME: Final = re.compile(r"^[A-Za-z0-9_.\-]{1,200}$")
+# An app's own names, or drainpipe's reserved counts about it (`model.late_name`, ...).
+CUSTOM_NAME: Final = re.compile(r"^(?:@late\.|@skipped\.)?[A-Za-z0-9_.\-]{1,200}$")
 
 # metric name -> (summary family, point builder)
 METRICS: Final[dict[str, tuple[str, Callable[[Summary], Point | None]]]] = {
@@ -124,6 +125,13 @@ def spec(metric: str) -> tuple[str, Callable[[Summary], Point | None]] | None:
     if metric.startswith(CUSTOM_PREFIX) and CUSTOM_NAME.match(metric[len(CUSTOM_PREFIX) :]):
         return metric, _custom
     return None
+
+
+def metrics_of(family: str) -> list[str]:
+    """The metric names served from a summary family (custom families are their own)."""
+    if family.startswith(CUSTOM_PREFIX):
+        return [family]
+    return [name for name, (fam, _) in METRICS.items() if fam == family]
 
 
 def series(metric: str, summaries: Iterable[Summary], step_s: int) -> list[dict[str, object]]:

@@ -54,6 +54,7 @@ def app(
     ]
     if api is not None:
         routes += [
+            Route("/api/v1/apps", api.apps, methods=["GET"]),
             Route("/api/v1/apps/{name}", api.app, methods=["GET"]),
             Route("/api/v1/apps/{name}/metrics/{metric}", api.metrics, methods=["GET"]),
             Route("/api/v1/apps/{name}/events", api.events, methods=["GET"]),

@@ -69,7 +69,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         store.close()
         registry.close()
 
-    asgi = http.app(metrics, ingress, Api(registry, store), primary.health)
+    asgi = http.app(
+        metrics, ingress, Api(registry, store, retention_days=config.retention_days), primary.health
+    )
     http.serve(asgi, close, config, metrics, [sock])
 
 

@@ -84,7 +84,7 @@ class Pipeline:
         from drainpipe.service import http
 
         ingress = Ingress(self.registry, self.acceptor, self.metrics, self.config, self.clock)
-        api = Api(self.registry, self.store, self.clock)
+        api = Api(self.registry, self.store, self.clock, self.config.retention_days)
         return http.app(self.metrics, ingress, api, self.health_report)
 
     async def health_report(self) -> dict[str, Any]:

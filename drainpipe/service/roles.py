@@ -72,7 +72,7 @@ def run(role: str, config: Config) -> None:
     )
     if role == "api":
         store = postgres_store(config)
-        api = Api(registry(config), store)
+        api = Api(registry(config), store, retention_days=config.retention_days)
         http.serve(http.app(metrics, api=api), store.close, config, metrics)
         return
     bus = kafka_bus(config)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from drainpipe.codec import EncodedSummary
 from drainpipe.model import EventRecord, Summary
@@ -24,6 +24,15 @@ DAY_MS = 86_400_000
 class StoredEvent:
     owner: str
     event: EventRecord
+
+
+class SeriesSpan(NamedTuple):
+    """One stored series of an app: its minute rows run from `first_ms` to `last_ms`."""
+
+    process_type: str
+    family: str
+    first_ms: int
+    last_ms: int
 
 
 class Store(Protocol):
@@ -43,6 +52,9 @@ class Store(Protocol):
     ) -> list[Summary]: ...
 
     def read_events(self, owner: str, start_ms: int, end_ms: int) -> list[EventRecord]: ...
+
+    def series(self, owner: str) -> list[SeriesSpan]:
+        """Every series of one app that has minute rows, with its first and last minute."""
 
     def unsettled_hours(self, start_ms: int, end_ms: int) -> set[int]:
         """Hours touching [start_ms, end_ms) whose tier rows may lag their minutes (`tiers`)."""

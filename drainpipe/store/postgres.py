@@ -43,7 +43,7 @@ from drainpipe import codec
 from drainpipe.clock import SYSTEM, Clock
 from drainpipe.codec import EncodedSummary
 from drainpipe.model import EventRecord, Summary
-from drainpipe.store import StoredEvent, day_name, day_of, tiers
+from drainpipe.store import SeriesSpan, StoredEvent, day_name, day_of, tiers
 from drainpipe.store.pg_shard import (
     CLEAR_SETTLED,
     COPY,
@@ -237,6 +237,17 @@ class PostgresStore:
                 rows.extend(conn.execute(shard.q(query), args, binary=True).fetchall())
         rows.sort(key=lambda r: (r[0], r[1]))
         return [codec.decode_summary(payload) for _, _, payload in rows]
+
+    def series(self, owner: str) -> list[SeriesSpan]:
+        query = (
+            "SELECT process_type, family, min(start_ms), max(start_ms) FROM {schema}.summaries"
+            " WHERE owner = %s AND period_s = 60 GROUP BY process_type, family"
+        )
+        spans: list[SeriesSpan] = []
+        for shard in self.shards:  # a series lives on one shard
+            with shard.connect() as conn:
+                spans += [SeriesSpan(*r) for r in conn.execute(shard.q(query), [owner])]
+        return sorted(spans)
 
     def unsettled_hours(self, start_ms: int, end_ms: int) -> set[int]:
         out: set[int] = set()

@@ -19,7 +19,7 @@ from drainpipe import codec
 from drainpipe.clock import SYSTEM, Clock
 from drainpipe.codec import EncodedSummary
 from drainpipe.model import EventRecord, Summary
-from drainpipe.store import DAY_MS, StoredEvent, day_name, day_of, tiers
+from drainpipe.store import DAY_MS, SeriesSpan, StoredEvent, day_name, day_of, tiers
 from drainpipe.store.connections import ThreadConnections
 
 _TABLE = re.compile(r"^(summaries|events)_(\d{8})$")
@@ -224,6 +224,22 @@ class SqliteStore:
             )
             out.extend(codec.decode_summary(r[0]) for r in rows)
         return out
+
+    def series(self, owner: str) -> list[SeriesSpan]:
+        self.refresh()
+        conn = self._conn()
+        spans: dict[tuple[str, str], tuple[int, int]] = {}
+        for table in sorted(n for n in self._known if n.startswith("summaries_")):
+            for pt, family, lo, hi in conn.execute(
+                f"SELECT process_type, family, MIN(start_ms), MAX(start_ms) FROM {table}"
+                " WHERE owner = ? AND period_s = 60 GROUP BY process_type, family",
+                (owner,),
+            ):
+                have = spans.get((pt, family))
+                spans[pt, family] = (
+                    (lo, hi) if have is None else (min(have[0], lo), max(have[1], hi))
+                )
+        return sorted(SeriesSpan(pt, f, lo, hi) for (pt, f), (lo, hi) in spans.items())
 
     def read_events(self, owner: str, start_ms: int, end_ms: int) -> list[EventRecord]:
         conn = self._conn()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime
 
 import pytest
 
@@ -98,6 +99,24 @@ def test_the_app_endpoint_says_what_the_app_lost_and_why(server: ServerAndApps) 
         time.sleep(0.2)
     assert isinstance(body, dict) and body["app"] == "shop"
     assert body["dropped"] == want
+    # The catalogue: what has data (drainpipe's own counts are not among the metrics).
+    assert body["process_types"] == ["web"]
+    assert body["metrics"] == ["dyno.memory", "router.errors", "router.latency", "router.status"]
+    # Stored: router lines at now - 60 s and memory at now - 61 s; the rest was lost.
+    minutes = sorted(t - t % MIN for t in (now - 61_000, now - 60_000))
+    assert (body["first_data"], body["last_data"]) == (iso(minutes[0]), iso(minutes[-1]))
+    assert body["retention"] == {"60s": "8d", "600s": "8d", "3600s": "8d"}
+    # The per-minute counts behind it are served like any custom metric.
+    code, late_series = srv.get(
+        "/api/v1/apps/shop/metrics/custom.@late.router?window=2h", shop["api_token"]
+    )
+    assert code == 200 and isinstance(late_series, dict), late_series
+    assert sum(p["total"] for s in late_series["series"] for p in s["points"]) == 4
+    assert srv.get("/api/v1/apps", shop["api_token"]) == (
+        200,
+        {"apps": [{"name": "shop", "url": "/api/v1/apps/shop"}]},
+    )
+    assert srv.get("/api/v1/apps", None)[0] == 401
     # Another app's lines were not made late, and it lost nothing.
     wait_for_total(srv, blog, now - 10 * MIN, now + MIN, 3)
     code, other = srv.get("/api/v1/apps/blog", blog["api_token"])
@@ -115,3 +134,38 @@ def test_the_app_endpoint_says_what_the_app_lost_and_why(server: ServerAndApps) 
     time.sleep(1.0)
     again = srv.get("/api/v1/apps/shop", shop["api_token"])[1]
     assert isinstance(again, dict) and again["dropped"] == want
+
+
+def test_window_presets_are_herokus_windows_at_their_resolutions(server: ServerAndApps) -> None:
+    srv, apps = server
+    shop = apps["shop"]
+    now = int(time.time() * 1000)
+    lines = [drains.router(now - 90_000 + i * 1000, 10 + i, 200) for i in range(5)]
+    assert srv.post(shop["drain_secret"], drains.body(lines), len(lines)) == 204
+    wait_for_total(srv, shop, now - 10 * MIN, now + MIN, 5)
+    token = shop["api_token"]
+    for window, span_s, step in [("2h", 7200, 60), ("24h", 86400, 600), ("72h", 259200, 3600)]:
+        code, body = srv.get(f"/api/v1/apps/shop/metrics/router.status?window={window}", token)
+        assert code == 200 and isinstance(body, dict), body
+        assert body["step"] == step
+        start, end = (
+            datetime.fromisoformat(body[k].replace("Z", "+00:00")).timestamp()
+            for k in ("start", "end")
+        )
+        assert end - start == span_s and abs(end - now / 1000) < 60  # ends now
+        pts = [p for series in body["series"] for p in series["points"]]
+        assert sum(p["total"] for p in pts) == 5
+        assert all(
+            datetime.fromisoformat(p["t"].replace("Z", "+00:00")).timestamp() % step == 0
+            for p in pts
+        )
+    code, week = srv.get("/api/v1/apps/shop/metrics/router.latency?window=7d", token)
+    assert code == 200 and isinstance(week, dict) and week["step"] == 7200
+    assert sum(p["count"] for s in week["series"] for p in s["points"]) == 5
+    # An explicit step wins over the window's resolution.
+    code, fine = srv.get("/api/v1/apps/shop/metrics/router.status?window=24h&step=60", token)
+    assert code == 200 and isinstance(fine, dict) and fine["step"] == 60
+    code, bad = srv.get("/api/v1/apps/shop/metrics/router.status?window=1y", token)
+    assert code == 400 and isinstance(bad, dict) and "2h, 24h, 72h, 7d" in bad["error"]
+    code, events = srv.get("/api/v1/apps/shop/events?window=7d", token)
+    assert code == 200 and isinstance(events, dict) and events["events"] == []
