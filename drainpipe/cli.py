@@ -12,7 +12,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from drainpipe.config import ROLES, Config, ConfigError
-from drainpipe.store.apps import AppError, postgres_registry, sqlite_registry
+from drainpipe.store.apps import AppError, AppRegistry, postgres_registry, sqlite_registry
 from drainpipe.telemetry import logs
 
 
@@ -98,6 +98,19 @@ def _parser() -> argparse.ArgumentParser:
     dele.add_argument("--data-dir", type=Path)
     dele.add_argument("--postgres", action="store_true")
 
+    tokens = sub.add_parser("tokens", help="team read tokens: one token reads several apps")
+    tokens_sub = tokens.add_subparsers(dest="tokens_command", required=True)
+    tcreate = tokens_sub.add_parser("create", help="create a read token; prints it once")
+    scope = tcreate.add_mutually_exclusive_group(required=True)
+    scope.add_argument("--apps", help="comma-separated app names it reads (shop,blog)")
+    scope.add_argument("--all", action="store_true", help="it reads every app, also later ones")
+    trevoke = tokens_sub.add_parser("revoke", help="revoke a read token by its id")
+    trevoke.add_argument("id")
+    tlist = tokens_sub.add_parser("list", help="list read tokens (ids and apps, not tokens)")
+    for command in (tcreate, trevoke, tlist):
+        command.add_argument("--data-dir", type=Path)
+        command.add_argument("--postgres", action="store_true")
+
     sim = sub.add_parser(
         "simulate", help="realistic drain traffic: POST it to a drain URL or write it to files"
     )
@@ -177,6 +190,20 @@ def _share_metrics(data_dir: Path) -> None:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(mine)
 
 
+def _tokens(registry: AppRegistry, args: argparse.Namespace) -> int:
+    if args.tokens_command == "create":
+        names = None if args.all else [n.strip() for n in args.apps.split(",") if n.strip()]
+        token_id, token = registry.create_token(names)
+        print(json.dumps({"id": token_id, "token": token, "apps": names or "all"}))
+    elif args.tokens_command == "revoke":
+        registry.revoke_token(args.id)
+        print(json.dumps({"id": args.id, "revoked": True}))
+    else:
+        for t in registry.tokens():
+            print(json.dumps({"id": t.id, "apps": "all" if t.apps is None else t.apps}))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -241,6 +268,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.postgres
             else sqlite_registry(config.apps_path)
         )
+        if args.command == "tokens":
+            return _tokens(registry, args)
         if args.apps_command == "create":
             base = args.url or f"http://{config.host}:{config.port}"
             new = registry.create(args.name)

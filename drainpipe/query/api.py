@@ -14,7 +14,7 @@ from drainpipe.clock import SYSTEM, Clock
 from drainpipe.model import RESERVED_MARK, SCHEMAS, SKIP_REASONS, late_name, skipped_name
 from drainpipe.query import downsample, plan
 from drainpipe.store import Store
-from drainpipe.store.apps import App, AppRegistry
+from drainpipe.store.apps import Access, App, AppRegistry
 
 MAX_POINTS = 20_160  # 14 days of minutes per series
 DEFAULT_WINDOW_MS = 2 * 3_600_000
@@ -62,20 +62,27 @@ class Api:
         self.store = store
         self.retention_days = retention_days  # of every resolution: days are dropped whole
 
-    def _token_app(self, request: Request) -> App:
+    def _access(self, request: Request) -> Access:
         header = request.headers.get("authorization", "")
         if not header.lower().startswith("bearer ") or not header[7:].strip():
             raise ApiError(401, "missing 'Authorization: Bearer <api_token>'")
-        app = self.registry.by_api_token(header[7:].strip())
-        if app is None:
+        access = self.registry.access(header[7:].strip())
+        if access is None:
             raise ApiError(401, "unknown API token")
-        return app
+        return access
 
     def _authorize(self, request: Request) -> App:
-        app = self._token_app(request)
+        """The app of the path, if the token may read it."""
+        access = self._access(request)
         name = request.path_params["name"]
-        if app.name != name:
-            raise ApiError(403, f"this token is for app {app.name!r}, not {name!r}")
+        if access.own is not None:
+            if access.own.name != name:
+                raise ApiError(403, f"this token is for app {access.own.name!r}, not {name!r}")
+            return access.own
+        app = self.registry.by_name(name)
+        if app is None or not access.reads(app):
+            # The same answer whether or not the app exists: a token learns only its own.
+            raise ApiError(403, f"this token may not read an app named {name!r}")
         return app
 
     def _span(self, request: Request, default_ms: int = DEFAULT_WINDOW_MS) -> tuple[int, int, int]:
@@ -142,8 +149,15 @@ class Api:
     async def apps(self, request: Request) -> Response:
         """GET /api/v1/apps: the apps this token may read."""
         try:
-            app = self._token_app(request)
-            return json_response({"apps": [{"name": app.name, "url": f"/api/v1/apps/{app.name}"}]})
+            access = self._access(request)
+            if access.own is not None:
+                readable = [access.own]
+            else:
+                readable = [
+                    a for a in await run_in_threadpool(self.registry.list) if access.reads(a)
+                ]
+            apps = [{"name": a.name, "url": f"/api/v1/apps/{a.name}"} for a in readable]
+            return json_response({"apps": apps})
         except ApiError as exc:
             return json_response({"error": str(exc)}, exc.status)
 

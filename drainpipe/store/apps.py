@@ -7,6 +7,9 @@ slow down every drain request. Lookups go by hash and the match is confirmed wit
 `drainpipe apps create` works whether or not a server has the data directory open) and a
 table in PostgreSQL when drainpipe runs as separate processes (`postgres_registry`).
 
+Team read tokens (`create_token`) read several apps, or every app; they are stored
+hashed the same way and checked by `access`.
+
 Credentials rotate and apps are deleted while servers run, in other processes: a lookup
 is cached for CACHE_S only, so every process sees a change within seconds. A rotated
 secret can stay valid for a grace period (held in `<table>_retired` until it expires),
@@ -83,7 +86,31 @@ DDL = (
     # Deleted apps whose data is still to be purged from the store.
     "CREATE TABLE IF NOT EXISTS {table}_deleted ("
     " id TEXT PRIMARY KEY, name TEXT NOT NULL, deleted_ms BIGINT NOT NULL)",
+    # Team read tokens: the app ids they read, space-separated, or '*' for every app.
+    "CREATE TABLE IF NOT EXISTS {table}_tokens ("
+    " id TEXT PRIMARY KEY, hash {blob} NOT NULL UNIQUE, apps TEXT NOT NULL,"
+    " created_ms BIGINT NOT NULL)",
 )
+ALL_APPS = "*"
+
+
+@dataclass(frozen=True, slots=True)
+class Access:
+    """What one API token may read: the ids of its apps, or every app (`ids` None);
+    `own` is the app whose own token it is."""
+
+    ids: frozenset[str] | None
+    own: App | None = None
+
+    def reads(self, app: App) -> bool:
+        return self.ids is None or app.id in self.ids
+
+
+@dataclass(frozen=True, slots=True)
+class TeamToken:
+    id: str
+    apps: list[str] | None  # names; None: every app
+    created_ms: int
 
 
 class AppRegistry:
@@ -107,6 +134,7 @@ class AppRegistry:
             self._conn().execute(ddl.format(table=table, blob=blob))
         # digest -> (app, monotonic time it was read); per kind.
         self._cache: dict[str, dict[bytes, tuple[App, float]]] = {DRAIN: {}, TOKEN: {}}
+        self._access_cache: dict[bytes, tuple[Access | None, float]] = {}
 
     def _conn(self) -> Connection:
         return self._conns.get()
@@ -177,6 +205,68 @@ class AppRegistry:
 
     def by_api_token(self, token: str) -> App | None:
         return self._lookup(TOKEN, token)
+
+    def access(self, token: str) -> Access | None:
+        """What an API token reads: an app's own token reads that app, a team token
+        its apps; None for an unknown token. Cached for CACHE_S, as lookups are."""
+        app = self.by_api_token(token)
+        if app is not None:
+            return Access(frozenset((app.id,)), app)
+        h = digest(token)
+        hit = self._access_cache.get(h)
+        now = self.clock.monotonic()
+        if hit is not None and now - hit[1] < CACHE_S:
+            return hit[0]
+        row = (
+            self._conn()
+            .execute(f"SELECT hash, apps FROM {self._table}_tokens WHERE hash = {self._p}", (h,))
+            .fetchone()
+        )
+        found = None
+        if row is not None and hmac.compare_digest(bytes(row[0]), h):
+            found = Access(None if row[1] == ALL_APPS else frozenset(row[1].split()))
+        if len(self._access_cache) > 10_000:
+            self._access_cache.clear()  # bounded: entries past CACHE_S are misses anyway
+        self._access_cache[h] = (found, now)
+        return found
+
+    def create_token(self, names: list[str] | None) -> tuple[str, str]:
+        """A team token reading the named apps (None: every app, now and later);
+        (its id, the token), the token shown only now."""
+        if names is not None:
+            if not names:
+                raise AppError("a team token reads at least one app (or pass --all)")
+            ids = " ".join(sorted({self._named(n).id for n in names}))
+        token, token_id = secrets.token_urlsafe(SECRET_BYTES), uuid.uuid4().hex[:12]
+        p = self._p
+        self._conn().execute(
+            f"INSERT INTO {self._table}_tokens VALUES ({p}, {p}, {p}, {p})",
+            (token_id, digest(token), ALL_APPS if names is None else ids, self.clock.now_ms()),
+        )
+        return token_id, token
+
+    def revoke_token(self, token_id: str) -> None:
+        """The token stops reading at once (within CACHE_S in every process)."""
+        t, p = self._table, self._p
+        if (
+            self._conn().execute(f"DELETE FROM {t}_tokens WHERE id = {p}", (token_id,)).rowcount
+            == 0
+        ):
+            raise AppError(f"no team token with id {token_id!r} (see `drainpipe tokens list`)")
+
+    def tokens(self) -> list[TeamToken]:
+        names = {a.id: a.name for a in self.list()}
+        rows = self._conn().execute(
+            f"SELECT id, apps, created_ms FROM {self._table}_tokens ORDER BY created_ms, id"
+        )
+        return [
+            TeamToken(
+                r[0],
+                None if r[1] == ALL_APPS else sorted(names[i] for i in r[1].split() if i in names),
+                int(r[2]),
+            )
+            for r in rows
+        ]
 
     def _named(self, name: str) -> App:
         app = self.by_name(name)

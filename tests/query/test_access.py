@@ -1,0 +1,111 @@
+"""Who reads what: every API endpoint, for every kind of token and every app."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from drainpipe import codec
+from drainpipe.clock import FixedClock
+from drainpipe.query.api import Api
+from drainpipe.service import http
+from drainpipe.store.apps import sqlite_registry
+from drainpipe.store.sqlite import SqliteStore
+from drainpipe.telemetry.metrics import SelfMetrics
+from tests.conftest import FIXED_NOW_MS
+from tests.store.test_tiers import minute
+
+APPS = ("shop", "blog", "other")
+ENDPOINTS = (
+    "/api/v1/apps/{app}",
+    "/api/v1/apps/{app}/metrics/router.status?window=2h",
+    "/api/v1/apps/{app}/metrics/custom.db.query",
+    "/api/v1/apps/{app}/events",
+)
+
+
+@pytest.fixture
+def deployment(tmp_path: Path) -> Iterator[tuple[httpx.AsyncClient, dict[str, str]]]:
+    clock = FixedClock(FIXED_NOW_MS)
+    registry = sqlite_registry(tmp_path / "apps.sqlite", clock)
+    store = SqliteStore(tmp_path / "store.sqlite", clock)
+    made = {name: registry.create(name) for name in APPS}
+    t = FIXED_NOW_MS - 10 * 60_000
+    store.write_summaries(
+        [codec.encoded(minute(made[n].app.id, "web", t - t % 60_000, 3)) for n in APPS]
+    )
+    tokens = {f"own:{n}": made[n].api_token for n in APPS}
+    tokens["team:shop,blog"] = registry.create_token(["shop", "blog"])[1]
+    tokens["team:all"] = registry.create_token(None)[1]
+    revoked_id, tokens["revoked"] = registry.create_token(["shop"])
+    registry.revoke_token(revoked_id)
+    tokens["drain secret"] = made["shop"].drain_secret
+    asgi = http.app(SelfMetrics(), api=Api(registry, store, clock))
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=asgi), base_url="http://t")
+    yield client, tokens
+    store.close()
+    registry.close()
+
+
+def readable(token: str) -> set[str]:
+    if token.startswith("own:"):
+        return {token[4:]}
+    if token == "team:shop,blog":
+        return {"shop", "blog"}
+    return set(APPS) if token == "team:all" else set()
+
+
+def test_a_token_reads_exactly_its_apps_on_every_endpoint(
+    deployment: tuple[httpx.AsyncClient, dict[str, str]],
+) -> None:
+    client, tokens = deployment
+
+    async def check() -> list[str]:
+        wrong = []
+        for kind, token in tokens.items():
+            auth = {"Authorization": f"Bearer {token}"}
+            listed = await client.get("/api/v1/apps", headers=auth)
+            want = sorted(readable(kind))
+            got = (
+                sorted(a["name"] for a in listed.json()["apps"])
+                if listed.status_code == 200
+                else []
+            )
+            if got != want or (listed.status_code != 200) != (not want):
+                wrong.append(f"{kind}: /api/v1/apps -> {listed.status_code} {got}")
+            for app in (*APPS, "missing"):
+                for path in ENDPOINTS:
+                    r = await client.get(path.format(app=app), headers=auth)
+                    status = 200 if app in readable(kind) else (403 if want else 401)
+                    if r.status_code != status:
+                        wrong.append(
+                            f"{kind}: {path.format(app=app)} -> {r.status_code}, not {status}"
+                        )
+                    if status == 200 and "app" in r.json() and r.json()["app"] != app:
+                        wrong.append(f"{kind}: {path.format(app=app)} answered for another app")
+        return wrong
+
+    assert asyncio.run(check()) == []
+
+
+def test_a_refusal_does_not_say_whether_the_app_exists(
+    deployment: tuple[httpx.AsyncClient, dict[str, str]],
+) -> None:
+    client, tokens = deployment
+    auth = {"Authorization": f"Bearer {tokens['team:shop,blog']}"}
+
+    async def both() -> tuple[httpx.Response, httpx.Response]:
+        return (
+            await client.get("/api/v1/apps/other", headers=auth),
+            await client.get("/api/v1/apps/missing", headers=auth),
+        )
+
+    other, missing = asyncio.run(both())
+    assert other.status_code == missing.status_code == 403
+    assert other.json()["error"].replace("other", "X") == missing.json()["error"].replace(
+        "missing", "X"
+    )
