@@ -19,6 +19,7 @@ from drainpipe.store.apps import Access, App, AppRegistry
 MAX_POINTS = 20_160  # 14 days of minutes per series
 DEFAULT_WINDOW_MS = 2 * 3_600_000
 DROPS_WINDOW_MS = 24 * 3_600_000
+MAX_SPAN_MS = 400 * 86_400_000
 # Heroku's Metrics tab: each window ending now, in seconds, and its resolution.
 WINDOWS: Final = {
     "2h": (2 * 3600, 60),
@@ -98,6 +99,13 @@ class Api:
         start = parse_time("start", q.get("start"), end - span_ms)
         if start >= end:
             raise ApiError(400, f"start {q.get('start')} must be before end {q.get('end')}")
+        if end - start > MAX_SPAN_MS:
+            # Reads plan per hour and per day table: an unbounded span is unbounded work.
+            raise ApiError(
+                400,
+                f"start..end spans {(end - start) // 86_400_000} days; at most "
+                f"{MAX_SPAN_MS // 86_400_000} (data is kept {self.retention_days} days)",
+            )
         return start, end, default_step
 
     def _range(self, request: Request) -> tuple[int, int, int]:

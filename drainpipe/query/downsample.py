@@ -19,7 +19,9 @@ Point = dict[str, float | int | str | None]
 
 
 def iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """RFC 3339 UTC to the second. Not strftime("%Y"): glibc writes year 128 as "128"."""
+    t = datetime.fromtimestamp(ms // 1000, UTC)
+    return t.isoformat().replace("+00:00", "Z")
 
 
 def _latency(s: Summary) -> Point | None:

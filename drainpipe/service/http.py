@@ -15,8 +15,10 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from drainpipe import __version__
 from drainpipe.config import Config
 from drainpipe.ingest.drain import Ingress
+from drainpipe.query import openapi
 from drainpipe.query.api import Api
 from drainpipe.service import guard
 from drainpipe.telemetry.metrics import SelfMetrics
@@ -48,9 +50,13 @@ def app(
         report = await health()
         return JSONResponse(report, status_code=200 if report["status"] == "ok" else 503)
 
+    async def openapi_json(_: Request) -> Response:
+        return JSONResponse(openapi.document(__version__))
+
     routes = [
         Route("/metrics", own_metrics, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET", "HEAD"]),
+        Route("/openapi.json", openapi_json, methods=["GET"]),
     ]
     if api is not None:
         routes += [

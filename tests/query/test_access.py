@@ -109,3 +109,35 @@ def test_a_refusal_does_not_say_whether_the_app_exists(
     assert other.json()["error"].replace("other", "X") == missing.json()["error"].replace(
         "missing", "X"
     )
+
+
+@pytest.mark.timeout(60)
+def test_a_span_of_centuries_is_refused_not_planned_hour_by_hour(
+    deployment: tuple[httpx.AsyncClient, dict[str, str]],
+) -> None:
+    """Found by schemathesis: one request planned a read per hour of 8,000 years."""
+    client, tokens = deployment
+    auth = {"Authorization": f"Bearer {tokens['own:shop']}"}
+    far = "start=0001-01-01T00:00:00Z&end=9999-01-01T00:00:00Z"
+
+    async def ask() -> list[httpx.Response]:
+        return [
+            await client.get(
+                f"/api/v1/apps/shop/metrics/router.status?{far}&step=600000000", headers=auth
+            ),
+            await client.get(f"/api/v1/apps/shop?{far}", headers=auth),
+            await client.get(f"/api/v1/apps/shop/events?{far}", headers=auth),
+        ]
+
+    for r in asyncio.run(ask()):
+        assert r.status_code == 400 and "at most 400" in r.json()["error"], r.text
+
+
+def test_times_before_the_year_1000_are_written_with_four_digits(
+    deployment: tuple[httpx.AsyncClient, dict[str, str]],
+) -> None:
+    client, tokens = deployment
+    auth = {"Authorization": f"Bearer {tokens['own:shop']}"}
+    r = asyncio.run(client.get("/api/v1/apps/shop?end=0128-07-27T00:00:00Z", headers=auth))
+    assert r.status_code == 200
+    assert (r.json()["start"], r.json()["end"]) == ("0128-07-26T00:00:00Z", "0128-07-27T00:00:00Z")
