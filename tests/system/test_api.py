@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import random
 import time
+from collections import defaultdict
 from datetime import datetime
+from typing import Any
 
 import pytest
 
@@ -14,6 +17,7 @@ from tests.system.test_end_to_end import (
     MIN,
     Point,
     ServerAndApps,
+    generate,
     iso,
     nearest_rank,
     points,
@@ -169,3 +173,83 @@ def test_window_presets_are_herokus_windows_at_their_resolutions(server: ServerA
     assert code == 400 and isinstance(bad, dict) and "2h, 24h, 72h, 7d" in bad["error"]
     code, events = srv.get("/api/v1/apps/shop/events?window=7d", token)
     assert code == 200 and isinstance(events, dict) and events["events"] == []
+
+
+def test_every_metric_at_every_preset_equals_the_recomputation(server: ServerAndApps) -> None:
+    srv, apps = server
+    shop = apps["shop"]
+    now = int(time.time() * 1000)
+    base = now - now % (10 * MIN) - 32 * MIN  # straddles 10-minute boundaries
+    lines, exp = generate(random.Random(7), "shop", base)
+    for i in range(0, len(lines), 400):
+        chunk = lines[i : i + 400]
+        assert srv.post(shop["drain_secret"], drains.body(chunk), len(chunk)) == 204
+    total = sum(sum(v.values()) for v in exp.status.values())
+    wait_for_total(srv, shop, base - 10 * MIN, base + 15 * MIN, total)
+
+    def get(metric: str, window: str, pt: str = "") -> dict[tuple[str, str], Point]:
+        query = f"window={window}" + (f"&process_type={pt}" if pt else "")
+        code, body = srv.get(f"/api/v1/apps/shop/metrics/{metric}?{query}", shop["api_token"])
+        assert code == 200 and isinstance(body, dict), body
+        return {(s["process_type"], p["t"]): p for s in body["series"] for p in s["points"]}
+
+    def buckets(
+        by_minute: dict[tuple[str, int], Any], step_ms: int
+    ) -> dict[tuple[str, str], list[Any]]:
+        out: dict[tuple[str, str], list[Any]] = defaultdict(list)
+        for (pt, m), values in by_minute.items():
+            out[(pt, iso(m - m % step_ms))].append(values)
+        return out
+
+    for window, step_s in (("2h", 60), ("24h", 600), ("72h", 3600), ("7d", 7200)):
+        step_ms = step_s * 1000
+        lat = get("router.latency", window)
+        want_lat = {
+            k: [x for v in vs for x in v] for k, vs in buckets(exp.latency, step_ms).items()
+        }
+        assert set(lat) == set(want_lat), window
+        for k, values in want_lat.items():
+            p = lat[k]
+            assert (p["count"], p["min"], p["max"]) == (len(values), min(values), max(values))
+            assert p["mean"] == pytest.approx(sum(values) / len(values), rel=1e-12)
+            for q, key in ((0.5, "p50"), (0.95, "p95"), (0.99, "p99")):
+                truth = nearest_rank(values, q)
+                assert abs(p[key] - truth) <= RELATIVE_ACCURACY * truth * (1 + 1e-9), (window, key)
+        status = get("router.status", window)
+        for k, parts in buckets(exp.status, step_ms).items():
+            classes: dict[str, int] = defaultdict(int)
+            for part in parts:
+                for c, n in part.items():
+                    classes[c] += n
+            assert status[k] == {"t": k[1], "total": sum(classes.values()), **classes}, window
+        errors = get("router.errors", window)
+        want_errors: dict[tuple[str, str], dict[str, int]] = {}
+        for k, parts in buckets(exp.errors, step_ms).items():
+            codes: dict[str, int] = defaultdict(int)
+            for part in parts:
+                for c, n in part.items():
+                    codes[c] += n
+            want_errors[k] = dict(codes)
+        assert {
+            k: {c: v for c, v in p.items() if c != "t"} for k, p in errors.items()
+        } == want_errors
+        for pt in ("", "worker"):
+            mem = get("dyno.memory", window, pt)
+            want_mem = {
+                k: [s for v in vs for s in v]
+                for k, vs in buckets(exp.memory, step_ms).items()
+                if not pt or k[0] == pt
+            }
+            assert set(mem) == set(want_mem), (window, pt)
+            for k, samples in want_mem.items():
+                totals = [s[0] for s in samples]
+                assert mem[k]["memory_total_mean"] == pytest.approx(
+                    sum(totals) / len(totals), rel=1e-12
+                )
+                assert mem[k]["memory_total_max"] == max(totals)
+                assert mem[k]["memory_swap_max"] == max(s[2] for s in samples)
+        load = get("dyno.load", window)
+        for k, vs in buckets(exp.load, step_ms).items():
+            ones = [x for v in vs for x in v]
+            assert load[k]["load_avg_1m_mean"] == pytest.approx(sum(ones) / len(ones), rel=1e-12)
+            assert load[k]["load_avg_1m_max"] == max(ones)
