@@ -12,13 +12,13 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from drainpipe import __version__
 from drainpipe.config import Config
 from drainpipe.ingest.drain import Ingress
-from drainpipe.query import openapi
+from drainpipe.query import dashboard, openapi
 from drainpipe.query.api import Api
 from drainpipe.service import guard
 from drainpipe.telemetry.metrics import SelfMetrics
@@ -40,8 +40,9 @@ def app(
     health: HealthReport = _alive,
 ) -> ASGIApp:
     """The routes of this process: POST /logs straight to the ingress, the rest through
-    Starlette (the API, /metrics, /healthz). /healthz answers 200 while every stage of
-    the pipeline is well, else 503, with the report (see `health`) as JSON."""
+    Starlette (the API and the dashboard's pages, /metrics, /healthz). /healthz answers
+    200 while every stage of the pipeline is well, else 503, with the report (see
+    `health`) as JSON."""
 
     async def own_metrics(_: Request) -> Response:
         return Response(metrics.render(), media_type="text/plain; version=0.0.4")
@@ -53,7 +54,7 @@ def app(
     async def openapi_json(_: Request) -> Response:
         return JSONResponse(openapi.document(__version__))
 
-    routes = [
+    routes: list[BaseRoute] = [
         Route("/metrics", own_metrics, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET", "HEAD"]),
         Route("/openapi.json", openapi_json, methods=["GET"]),
@@ -64,6 +65,7 @@ def app(
             Route("/api/v1/apps/{name}", api.app, methods=["GET"]),
             Route("/api/v1/apps/{name}/metrics/{metric}", api.metrics, methods=["GET"]),
             Route("/api/v1/apps/{name}/events", api.events, methods=["GET"]),
+            *dashboard.routes(),
         ]
     others = Starlette(routes=routes)
     if ingress is None:

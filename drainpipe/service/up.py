@@ -31,6 +31,7 @@ def run(config: Config) -> None:
     sock = http_pool.reserve(config.host, config.port) if config.workers else None
     pipeline = Pipeline(config)
     pipeline.start_stages()
+    url = dashboard_url(config)
     if sock is None:
         log.info(
             "drainpipe.up",
@@ -38,8 +39,10 @@ def run(config: Config) -> None:
                 "data_dir": str(config.data_dir),
                 "workers": 0,
                 "compiled_readers": native.scan is not None,
+                "dashboard": url,
             },
         )
+        _announce(url)
         from drainpipe.service import http
 
         http.serve(pipeline.http_app(), pipeline.stop, config, pipeline.metrics)
@@ -58,8 +61,10 @@ def run(config: Config) -> None:
             "port": config.port,
             "workers": config.workers,
             "compiled_readers": native.scan is not None,
+            "dashboard": url,
         },
     )
+    _announce(url)
     try:
         while not stop.wait(0.5):
             supervisor.check()
@@ -70,3 +75,15 @@ def run(config: Config) -> None:
         pipeline.stop()
         shutil.rmtree(run_dir, ignore_errors=True)
         log.info("drainpipe.stopped")
+
+
+def dashboard_url(config: Config) -> str:
+    """Where a browser on this machine finds the dashboard."""
+    scheme = "https" if config.certfile else "http"
+    host = "127.0.0.1" if config.host in ("0.0.0.0", "", "::") else config.host
+    return f"{scheme}://{'[' + host + ']' if ':' in host else host}:{config.port}/"
+
+
+def _announce(url: str) -> None:
+    """The one line for the person who ran `drainpipe up` (logs go to stderr as JSON)."""
+    print(f"drainpipe: dashboard at {url} (sign in with an app's API token)", flush=True)
