@@ -16,12 +16,12 @@ def encoded(summaries: Sequence[Summary]) -> list[EncodedSummary]:
 
 
 def minute_summaries(
-    owner: str, start_ms: int, minutes: int, rng: np.random.Generator
+    owner: str, start_ms: int, minutes: int, rng: np.random.Generator, process_type: str = "web"
 ) -> list[Summary]:
     out = []
     for m in range(minutes):
         t = start_ms + m * MINUTE_MS
-        router = accum.new_summary(owner, "web", "router", 60, t)
+        router = accum.new_summary(owner, process_type, "router", 60, t)
         n = 200
         accum.add_columns(
             router,
@@ -32,7 +32,7 @@ def minute_summaries(
                 "code": np.where(rng.random(n) < 0.01, 12, 0).astype(np.int16),
             },
         )
-        mem = accum.new_summary(owner, "web", "dyno.memory", 60, t)
+        mem = accum.new_summary(owner, process_type, "dyno.memory", 60, t)
         k = 6
         accum.add_columns(
             mem,
@@ -50,7 +50,7 @@ def minute_summaries(
                 },
             },
         )
-        load = accum.new_summary(owner, "web", "dyno.load", 60, t)
+        load = accum.new_summary(owner, process_type, "dyno.load", 60, t)
         accum.add_columns(
             load,
             {

@@ -171,6 +171,19 @@ _SCHEMAS: dict[str, Any] = {
 }
 
 
+def _page(summary: str) -> dict[str, Any]:
+    """A dashboard page: the same static HTML shell, which draws from this API."""
+    return {
+        "summary": summary,
+        "responses": {
+            "200": {
+                "description": "the page",
+                "content": {"text/html": {"schema": {"type": "string"}}},
+            }
+        },
+    }
+
+
 def document(version: str) -> dict[str, Any]:
     """The whole document; `version` is drainpipe's."""
     auth: list[dict[str, list[str]]] = [{"token": []}]
@@ -319,6 +332,17 @@ def document(version: str) -> dict[str, Any]:
                 "get": {
                     "summary": "This document",
                     "responses": {"200": _answer("the OpenAPI document", {"type": "object"})},
+                }
+            },
+            "/": {"get": _page("The dashboard: the apps the signed-in token may read")},
+            "/apps/{name}": {
+                "get": {
+                    **_page(
+                        "The dashboard: an app's charts. The page reads `window` (2h, 24h, "
+                        "72h, 7d), `process_type`, and `start`/`end` after a zoom, and takes "
+                        "a token in the URL fragment (`#token=`), which no server sees"
+                    ),
+                    "parameters": [_NAME],
                 }
             },
             "/metrics": {

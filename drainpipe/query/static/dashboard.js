@@ -183,19 +183,28 @@
     return el("div", { class: "controls card" }, parts);
   }
 
-  async function fetchAll(name, pt, q, customs) {
+  // The router and dyno families for a process type, and the window's events.
+  function fetchFamilies(name, pt, q) {
     const base = `/api/v1/apps/${encodeURIComponent(name)}`;
     const range = rangeQuery(q);
-    const ptq = `&process_type=${encodeURIComponent(pt)}`;
-    const metrics = [...FAMILIES.map(([, m]) => m), ...customs];
-    const [events, ...bodies] = await Promise.all([
+    return Promise.all([
       api(`${base}/events?${range.replace(/&step=\d+/, "")}`),
-      ...metrics.map((m) => api(`${base}/metrics/${m}?${range}${ptq}`)),
+      ...FAMILIES.map(([, m]) => api(`${base}/metrics/${m}?${range}&process_type=${encodeURIComponent(pt)}`)),
+    ]);
+  }
+
+  async function fetchAll(name, pt, q, customs, families) {
+    const base = `/api/v1/apps/${encodeURIComponent(name)}`;
+    const range = rangeQuery(q);
+    const [[events, ...bodies], more] = await Promise.all([
+      families || fetchFamilies(name, pt, q),
+      Promise.all(customs.map((m) => api(`${base}/metrics/${m}?${range}&process_type=${encodeURIComponent(pt)}`))),
     ]);
     const points = {};
-    metrics.forEach((m, i) => {
-      const s = bodies[i].series.find((x) => x.process_type === pt);
-      points[m] = s ? s.points : [];
+    const metrics = [...FAMILIES.map(([, m]) => m), ...customs];
+    [...bodies, ...more].forEach((body, i) => {
+      const s = body.series.find((x) => x.process_type === pt);
+      points[metrics[i]] = s ? s.points : [];
     });
     return { events: events.events, points, first: bodies[0] };
   }
@@ -233,6 +242,11 @@
     crumbs.textContent = "";
     crumbs.append(el("a", { href: "/" }, "apps"), " / ", name);
     const q = params();
+    // The charts every app has are asked for with the catalogue, not after it: a view
+    // costs one round trip, and one more only for an app's own metrics.
+    const guess = q.get("process_type") || "web";
+    const early = fetchFamilies(name, guess, q);
+    early.catch(() => {}); // its failure is reported if it is used
     const catalogue = await api(`/api/v1/apps/${encodeURIComponent(name)}`);
     main.textContent = "";
     if (!catalogue.process_types.length) {
@@ -253,8 +267,10 @@
       const span = Math.max(hi - lo, 5 * 60000);
       navigate({ start: iso(lo), end: iso(lo + span) });
     };
+    let prefetched = pt === guess ? early : null;
     const load = async (first) => {
-      const data = await fetchAll(name, pt, q, customs);
+      const data = await fetchAll(name, pt, q, customs, prefetched);
+      prefetched = null;
       const startMs = Date.parse(data.first.start);
       const endMs = Date.parse(data.first.end);
       const step = data.first.step;
@@ -279,6 +295,7 @@
         view.state = state;
         draw(container, specs, state, onZoom);
       }
+      await Promise.resolve(); // uPlot draws in a microtask queued as each chart is made
       view.loads += 1;
       view.drawnAt = performance.now();
       document.body.dataset.state = "ready";
