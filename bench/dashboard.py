@@ -23,7 +23,7 @@ import numpy as np
 
 from bench.settle import settle_measured
 from bench.summaries import encoded, minute_summaries
-from drainpipe.model import MINUTE_MS, PlatformEvent
+from drainpipe.model import MINUTE_MS, EventRecord
 from drainpipe.store import StoredEvent
 from drainpipe.store.apps import sqlite_registry
 from drainpipe.store.sqlite import SqliteStore
@@ -48,8 +48,9 @@ def build(data: Path, end_ms: int) -> str:
         print(f"  built {n + 1}/{len(PROCESS_TYPES)} process types", flush=True)
     events = []
     for t in range(start, end_ms, 6 * 3_600_000):
-        events.append(PlatformEvent(t, "", "api", "deploy", "Deploy 2c3a0b24 by ops@example.com"))
-        events.append(PlatformEvent(t + 60_000, "web", "web.1", "restart", "Restarting"))
+        deploy = "Deploy 2c3a0b24 by ops@example.com"
+        events.append(EventRecord(t, "", "api", "deploy", deploy, {}))
+        events.append(EventRecord(t + 60_000, "web", "web.1", "restart", "Restarting", {}))
     store.write_events([StoredEvent(new.app.id, e) for e in events])
     hours, elapsed, _, _ = settle_measured(store)
     print(f"  settled {hours} hours into tier rows in {elapsed:.1f} s", flush=True)

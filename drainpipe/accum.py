@@ -20,7 +20,7 @@ from drainpipe import sketch
 from drainpipe.model import CUSTOM_KINDS, Column, Stat, Summary
 
 # Columns that keep a quantile sketch besides their Stat.
-SKETCHED = frozenset({"service_ms", "measure"})
+SKETCHED = frozenset({"service_ms", "connect_ms", "measure"})
 
 
 def custom_columns(columns: Mapping[str, Column]) -> dict[str, Column]:

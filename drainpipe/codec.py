@@ -75,19 +75,22 @@ def decode_series(schema: Schema, value: bytes) -> tuple[str, str, dict[str, Col
         batch = _batch_decoder.decode(value)
     except msgspec.DecodeError as exc:
         raise DecodeError(f"{schema.topic}: not a batch: {exc}") from exc
-    if len(batch.columns) != len(schema.columns):
+    have, full = len(batch.columns), len(schema.columns)
+    if not full - schema.appended <= have <= full:
         raise DecodeError(
-            f"{schema.topic}: batch has {len(batch.columns)} columns, "
-            f"schema has {len(schema.columns)}"
+            f"{schema.topic}: batch has {have} columns, schema has {full}"
+            + (f" ({schema.appended} of them appended later)" if schema.appended else "")
         )
     out: dict[str, Column] = {}
     rows = -1
-    for (name, dtype), buf in zip(schema.columns, batch.columns, strict=True):
+    for (name, dtype), buf in zip(schema.columns, batch.columns, strict=False):
         arr = np.frombuffer(buf, dtype=dtype)
         if rows >= 0 and arr.size != rows:
             raise DecodeError(f"{schema.topic}: column {name} has {arr.size} rows, not {rows}")
         rows = arr.size
         out[name] = arr
+    for name, _ in schema.columns[have:]:
+        out[name] = np.full(max(rows, 0), np.nan)
     return batch.owner, batch.process_type, out, batch.series
 
 

@@ -8,9 +8,9 @@
  *
  *   read_router(frames, out) -> list[bytes] | None
  *       parse.bulkrouter's router pattern (`_PLAIN`) over the n frames as `joined_lines` makes
- *       them lines, writing six int64 rows of n into `out` (a writable C-contiguous
- *       buffer of 6*n int64):
- *       ts_ms, service, status, code, head id, flags (1 read, 2 has service, 4 has code).
+ *       them lines, writing eight int64 rows of n into `out` (a writable C-contiguous
+ *       buffer of 8*n int64): ts_ms, service, status, code, head id, flags (1 read,
+ *       2 has service, 4 has code, 8 has connect, 16 has bytes), connect, bytes.
  *       A line not in the router's usual shape gets flags 0 (left to the per-line parser),
  *       as the pattern's catch-all leaves it. Returns the distinct dyno heads (the dyno up
  *       to its first dot), indexed by head id, or None when a line names the router
@@ -197,7 +197,7 @@ second_ms(const char *s, int64_t *ms)
     return 1;
 }
 
-enum { ROUTER_READ = 1, HAS_SERVICE = 2, HAS_CODE = 4 };
+enum { ROUTER_READ = 1, HAS_SERVICE = 2, HAS_CODE = 4, HAS_CONNECT = 8, HAS_BYTES = 16 };
 enum { NOT_ROUTER = 0, READ = 1, UNREAD_ROUTER = 2 };
 
 typedef struct {
@@ -206,7 +206,7 @@ typedef struct {
 } Head;
 
 typedef struct {
-    int64_t ts, service, status, code;
+    int64_t ts, service, status, code, connect, bytes;
     int flags;
     const char *head;
     Py_ssize_t head_len;
@@ -293,7 +293,9 @@ read_line(const char *p, const char *end, Request *r)
             c.p++;
     if (!LIT(&c, " connect="))
         return UNREAD_ROUTER;
-    run_digits(&c);
+    r->connect = number(&c, 8, &k);
+    if (k)
+        r->flags |= HAS_CONNECT;
     LIT(&c, "ms");
     if (!LIT(&c, " service="))
         return UNREAD_ROUTER;
@@ -306,7 +308,9 @@ read_line(const char *p, const char *end, Request *r)
     r->status = number(&c, 3, &k);
     if (!LIT(&c, " bytes="))
         return UNREAD_ROUTER;
-    run_digits(&c);
+    r->bytes = number(&c, 8, &k);
+    if (k)
+        r->flags |= HAS_BYTES;
     /* (?: [^\n]*+\n|\r*+\n) */
     if (c.p < c.end && *c.p == ' ') {
         /* anything up to the newline */
@@ -346,12 +350,13 @@ read_router(PyObject *self, PyObject *args)
         return NULL;
     PyObject *result = NULL;
     Py_ssize_t n = PyList_GET_SIZE(frames);
-    if (out.len != (Py_ssize_t)(6 * n * sizeof(int64_t))) {
-        PyErr_SetString(PyExc_ValueError, "read_router: out must hold 6 * len(frames) int64");
+    if (out.len != (Py_ssize_t)(8 * n * sizeof(int64_t))) {
+        PyErr_SetString(PyExc_ValueError, "read_router: out must hold 8 * len(frames) int64");
         goto done;
     }
     int64_t *ts = (int64_t *)out.buf, *service = ts + n, *status = ts + 2 * n,
-            *code = ts + 3 * n, *head_id = ts + 4 * n, *flags = ts + 5 * n;
+            *code = ts + 3 * n, *head_id = ts + 4 * n, *flags = ts + 5 * n,
+            *connect = ts + 6 * n, *bytes = ts + 7 * n;
     Head heads[MAX_HEADS];
     int nheads = 0;
     for (Py_ssize_t line = 0; line < n; line++) {
@@ -374,7 +379,7 @@ read_router(PyObject *self, PyObject *args)
             goto fallback;
         if (got == NOT_ROUTER) {
             ts[line] = service[line] = status[line] = code[line] = head_id[line] = 0;
-            flags[line] = 0;
+            flags[line] = connect[line] = bytes[line] = 0;
             continue;
         }
         int h = 0;
@@ -394,6 +399,8 @@ read_router(PyObject *self, PyObject *args)
         code[line] = r.code;
         head_id[line] = h;
         flags[line] = r.flags;
+        connect[line] = r.connect;
+        bytes[line] = r.bytes;
     }
     result = PyList_New(nheads);
     if (result == NULL)

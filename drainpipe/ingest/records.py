@@ -105,7 +105,14 @@ def _take_record(
         out.lines["router"] += 1
         key = (ROUTER, rec.process_type, "")
         rows.setdefault(key, []).append(
-            (rec.ts_ms, _or_nan(rec.service_ms), rec.status, _h_number(rec.code))
+            (
+                rec.ts_ms,
+                _or_nan(rec.service_ms),
+                rec.status,
+                _h_number(rec.code),
+                _or_nan(rec.connect_ms),
+                _or_nan(rec.bytes),
+            )
         )
         return (key,)
     if isinstance(rec, CustomMetrics):
@@ -327,7 +334,13 @@ def build(
         router.index,
         router.ts_ms,
         router.pt_id,
-        {"service_ms": router.service_ms, "status": router.status, "code": router.code},
+        {
+            "service_ms": router.service_ms,
+            "status": router.status,
+            "code": router.code,
+            "connect_ms": router.connect_ms,
+            "bytes": router.bytes,
+        },
     )
     batches = _bulk(
         ROUTER, "router", requests, router.process_types, oldest, horizon, out, rows, where

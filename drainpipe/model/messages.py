@@ -34,6 +34,9 @@ class Schema:
     topic: str
     family: str
     columns: tuple[tuple[str, str], ...]  # (name, numpy dtype)
+    # Float columns appended to the topic after its first batches were written: a batch
+    # may lack these last ones, which then read as NaN (absent), so old logs replay.
+    appended: int = 0
 
     @property
     def summary_topic(self) -> str:
@@ -49,7 +52,11 @@ ROUTER: Final = Schema(
         ("service_ms", "<f8"),  # NaN when absent
         ("status", "<i2"),  # 0 when absent
         ("code", "<i2"),  # H code number (H12 -> 12); 0 when none
+        # Appended later: batches written before have four columns, read as NaN here.
+        ("connect_ms", "<f8"),  # NaN when absent
+        ("bytes", "<f8"),  # response size; NaN when absent
     ),
+    appended=2,
 )
 MEMORY: Final = Schema(
     "DYNO_MEMORY.v1",

@@ -41,6 +41,31 @@ def _latency(s: Summary) -> Point | None:
     }
 
 
+def _connect(s: Summary) -> Point | None:
+    """The router's time to connect to a dyno: what queue-time autoscalers watch."""
+    st = s.stats.get("connect_ms")
+    if st is None:
+        return None
+    sk = s.sketches.get("connect_ms", sketch.EMPTY)
+    p50, p95, p99 = sketch.quantiles(sk, (0.5, 0.95, 0.99), lo=st.min, hi=st.max)
+    return {
+        "count": st.count,
+        "mean": accum.mean(st),
+        "min": st.min,
+        "max": st.max,
+        "p50": p50,
+        "p95": p95,
+        "p99": p99,
+    }
+
+
+def _bytes(s: Summary) -> Point | None:
+    st = s.stats.get("bytes")
+    if st is None:
+        return None
+    return {"count": st.count, "sum": st.sum, "mean": accum.mean(st), "max": st.max}
+
+
 def _status(s: Summary) -> Point | None:
     point: Point = {"total": s.n}
     point.update({k: v for k, v in sorted(s.counts.items()) if k.endswith("xx")})
@@ -115,6 +140,8 @@ METRICS: Final[dict[str, tuple[str, Callable[[Summary], Point | None]]]] = {
     "router.latency": ("router", _latency),
     "router.status": ("router", _status),
     "router.errors": ("router", _errors),
+    "router.connect": ("router", _connect),
+    "router.bytes": ("router", _bytes),
     "dyno.memory": ("dyno.memory", _memory),
     "dyno.load": ("dyno.load", _load),
 }

@@ -64,7 +64,10 @@ def same(a: RouterColumns, b: RouterColumns) -> bool:
     arrays = ("index", "ts_ms", "status", "code", "pt_id")
     return (
         all(np.array_equal(getattr(a, k), getattr(b, k)) for k in arrays)
-        and np.array_equal(a.service_ms, b.service_ms, equal_nan=True)
+        and all(
+            np.array_equal(getattr(a, k), getattr(b, k), equal_nan=True)
+            for k in ("service_ms", "connect_ms", "bytes")
+        )
         and [a.process_types[i] for i in a.pt_id] == [b.process_types[i] for i in b.pt_id]
         and (a.skipped, a.rest) == (b.skipped, b.rest)
     )
@@ -109,11 +112,13 @@ def router_lines(draw: st.DrawFn) -> bytes:
         st.one_of(st.sampled_from(["22ms", "0", "12345678ms", "123456789", "123456789ms"]), VALUE)
     )
     status = draw(mostly(["200", "503", "99"], ["", "0", "000", "2000", "x"]))
+    connect = draw(mostly(["1ms", "0", "", "12345678ms"], ["123456789ms", "1.5ms", "-1"]))
+    size = draw(mostly(["656", "0", "", "12345678"], ["123456789", "x", "1e3"]))
     end = draw(mostly(["\n", " protocol=https\n", "\r\n"], ["x\n", "\r\r\n", " \n"]))
     pri = draw(mostly(["158", "0", "191"], ["05", "192", "1000", ""]))
     text = (
-        f"at={at} {code}{FIELDS.decode()}dyno={dyno} connect=1ms service={service} "
-        f"status={status} bytes=656{end}"
+        f"at={at} {code}{FIELDS.decode()}dyno={dyno} connect={connect} service={service} "
+        f"status={status} bytes={size}{end}"
     )
     line = f"<{pri}>1 {ts} host heroku router - {text}".encode()
     if draw(st.integers(0, 9)) == 0:  # damage one byte
@@ -197,10 +202,12 @@ def usual_lines(draw: st.DrawFn) -> bytes:
     dyno = head + draw(st.sampled_from(["", ".1", ".run.12"])) if head else ""
     service = draw(st.text("0123456789", max_size=8)) + draw(st.sampled_from(["", "ms"]))
     status = draw(st.text("0123456789", max_size=3))
+    connect = draw(st.text("0123456789", max_size=8)) + draw(st.sampled_from(["", "ms"]))
+    size = draw(st.text("0123456789", max_size=8))
     end = draw(st.sampled_from(["\n", "\r\n", " protocol=https tls=true\n"]))
     text = (
         f"at={draw(st.sampled_from(['info', 'error', 'warning']))} {code}{FIELDS.decode()}"
-        f"dyno={dyno} connect=1ms service={service} status={status} bytes=1{end}"
+        f"dyno={dyno} connect={connect} service={service} status={status} bytes={size}{end}"
     )
     return (
         f"<{draw(st.integers(0, 191))}>1 {ts}{fraction}{offset} h heroku router - {text}".encode()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import msgspec
+import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -9,7 +12,7 @@ from drainpipe import codec
 from drainpipe.config import Config
 from drainpipe.ingest import records
 from drainpipe.ingest.parse import read_router
-from drainpipe.model import EVENTS_TOPIC, ROUTER
+from drainpipe.model import EVENTS_TOPIC, ROUTER, RawBatch
 from tests.ingest.parse.test_runtime import runtime_lines
 from tests.support.drains import event, load, memory, router
 
@@ -147,7 +150,8 @@ def router_lines(draw: st.DrawFn) -> str:
         f"host=shop.example.com request_id=8601b555 fwd={draw(st.sampled_from(QUOTED))} "
         f"dyno={draw(st.sampled_from(DYNOS))} connect={draw(st.sampled_from(DURATIONS))} "
         f"service={draw(st.sampled_from(DURATIONS))} status={draw(st.sampled_from(STATUSES))} "
-        f"bytes={draw(st.sampled_from(['656', '', 'x']))}{draw(st.sampled_from(ENDS))}"
+        f"bytes={draw(st.sampled_from(['656', '', 'x', '0', '12345678', '123456789']))}"
+        f"{draw(st.sampled_from(ENDS))}"
     )
     if draw(st.integers(0, 9)) == 0:  # fields in another order
         text = " ".join(reversed(text.split(" ")))
@@ -298,3 +302,20 @@ def test_build_equals_the_reference_on_runtime_and_event_bodies(
     lines: list[str], now_ms: int
 ) -> None:
     same([(line + "\n").encode() for line in lines], now_ms)
+
+
+def test_router_batches_written_before_connect_and_bytes_still_decode() -> None:
+    """ROUTER_REQUESTS.v1 batches from before its two appended columns (in an embedded
+    log or a Kafka topic when drainpipe is upgraded) read with those columns absent."""
+    old = [
+        np.array([T, T + 1], np.int64).tobytes(),
+        np.array([22.0, np.nan]).tobytes(),
+        np.array([200, 503], np.int16).tobytes(),
+        np.array([0, 12], np.int16).tobytes(),
+    ]
+    value = msgspec.msgpack.encode(RawBatch("app1", "web", old))
+    owner, pt, columns = codec.decode_batch(ROUTER, value)
+    assert (owner, pt, columns["status"].tolist()) == ("app1", "web", [200, 503])
+    assert np.isnan(columns["connect_ms"]).all() and np.isnan(columns["bytes"]).all()
+    with pytest.raises(codec.DecodeError, match="batch has 3 columns, schema has 6"):
+        codec.decode_batch(ROUTER, msgspec.msgpack.encode(RawBatch("app1", "web", old[:3])))

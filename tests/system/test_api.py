@@ -105,7 +105,10 @@ def test_the_app_endpoint_says_what_the_app_lost_and_why(server: ServerAndApps) 
     assert body["dropped"] == want
     # The catalogue: what has data (drainpipe's own counts are not among the metrics).
     assert body["process_types"] == ["web"]
-    assert body["metrics"] == ["dyno.memory", "router.errors", "router.latency", "router.status"]
+    assert body["metrics"] == [
+        "dyno.memory", "router.bytes", "router.connect", "router.errors", "router.latency",
+        "router.status",
+    ]  # fmt: skip
     # Stored: router lines at now - 60 s and memory at now - 61 s; the rest was lost.
     minutes = sorted(t - t % MIN for t in (now - 61_000, now - 60_000))
     assert (body["first_data"], body["last_data"]) == (iso(minutes[0]), iso(minutes[-1]))
@@ -222,6 +225,12 @@ def test_every_metric_at_every_preset_equals_the_recomputation(server: ServerAnd
                 for c, n in part.items():
                     classes[c] += n
             assert status[k] == {"t": k[1], "total": sum(classes.values()), **classes}, window
+        # Every generated router line says connect=1ms and bytes=656.
+        connect, sent = get("router.connect", window), get("router.bytes", window)
+        for k, parts in buckets(exp.status, step_ms).items():
+            n = sum(sum(part.values()) for part in parts)
+            assert (connect[k]["count"], connect[k]["p95"], connect[k]["max"]) == (n, 1, 1)
+            assert (sent[k]["count"], sent[k]["sum"], sent[k]["max"]) == (n, 656 * n, 656)
         errors = get("router.errors", window)
         want_errors: dict[tuple[str, str], dict[str, int]] = {}
         for k, parts in buckets(exp.errors, step_ms).items():

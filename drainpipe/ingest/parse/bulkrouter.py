@@ -7,7 +7,8 @@ pattern below, which gives the same values (tests/ingest/test_native.py checks t
 One compiled bytes pattern runs with `findall` over the joined frames, one match per
 line: the router's usual shape (the one `parse_router` reads with its fast pattern,
 after a Logplex header `<PRI>1 TIMESTAMP HOST heroku router MSGID`) captures the
-timestamp parts, H code, process type, service time and status; any other line matches
+timestamp parts, H code, process type, connect and service times, status and response
+size (numbers of up to 8 digits; longer ones go to the per-line parser); any other line matches
 the catch-all and is left to the per-line parser, as are lines whose timestamp does not
 name a real instant. Captured digits become numbers with numpy arithmetic, seconds of
 the timestamp are converted once per distinct second by the same function the per-line
@@ -50,8 +51,8 @@ _ROUTER: Final = (
     rb"[^ ]++ heroku router [^ ]++ at=(?:info|warning|error)"
     rb"(?: code=H([0-9]{1,4}) desc=QUOTED|)"
     rb" method=[^ ]*+ path=QUOTED host=[^ ]*+ request_id=[^ ]*+ fwd=QUOTED"
-    rb' dyno=(?:([^ ".]++)[^ "]*+|) connect=[0-9]*+(?:ms|)'
-    rb" service=([0-9]{0,8})(?:ms|) status=([0-9]{0,3}) bytes=[0-9]*+"
+    rb' dyno=(?:([^ ".]++)[^ "]*+|) connect=([0-9]{0,8})(?:ms|)'
+    rb" service=([0-9]{0,8})(?:ms|) status=([0-9]{0,3}) bytes=([0-9]{0,8})"
     rb"(?: [^\n]*+\n|\r*+\n)"  # then protocol=, tls=, ... up to the end of the line
 )
 # One match per line: a router line in the usual shape, or any other line (all groups "").
@@ -75,7 +76,8 @@ class RouterColumns:
     """Requests read in bulk from a request's frames, in frame order, and what is left.
 
     `index` holds the frame index of each request; `process_types[pt_id[i]]` is its
-    process type; `service_ms` is NaN where the line has none, `code` 0 where it has none.
+    process type; `service_ms`, `connect_ms` and `bytes` are NaN where the line has none,
+    `code` 0 where it has none.
     `skipped` counts lines read here that carry no request (Skipped("router_line")).
     `rest` lists, in order, the frames left for the per-line parser.
     """
@@ -89,6 +91,8 @@ class RouterColumns:
     process_types: list[str]
     skipped: int
     rest: list[int]
+    connect_ms: FloatArray
+    bytes: FloatArray
 
 
 def joined_lines(frames: list[bytes], joined: bytes) -> bytes:
@@ -222,7 +226,7 @@ def by_scan(frames: list[bytes]) -> RouterColumns | None:
     if scan is None:
         return None
     n = len(frames)
-    out = np.empty((6, n), np.int64)
+    out = np.empty((8, n), np.int64)
     dynos = scan.read_router(frames, out)
     return None if dynos is None else _scanned(n, out, dynos)
 
@@ -240,7 +244,7 @@ def by_pattern(joined: bytes, n: int) -> RouterColumns:
         if not len(rows):
             return _no_requests(n)
         columns = tuple(tuple(compress(column, read)) for column in columns)
-    seconds, fractions, offsets, codes, heads, services, statuses = columns
+    seconds, fractions, offsets, codes, heads, connects, services, statuses, sizes = columns
     second_ms, real = seconds_ms(seconds)
     offset_ms, known = offsets_ms(offsets)
     ts_ms = second_ms + offset_ms + fractions_ms(fractions)
@@ -265,16 +269,31 @@ def by_pattern(joined: bytes, n: int) -> RouterColumns:
         done[rows[readable]] = True
         rest = np.flatnonzero(~done).tolist()
     service_ms = np.where(has_service, service, np.nan)
+    connect_ms = _optional(connects)
+    size = _optional(sizes)
     if not request.all():
-        rows, ts_ms, service_ms, status, code, pt_id = (
-            column[request] for column in (rows, ts_ms, service_ms, status, code, pt_id)
+        rows, ts_ms, status, code, pt_id = (
+            column[request] for column in (rows, ts_ms, status, code, pt_id)
         )
-    return RouterColumns(rows, ts_ms, service_ms, status, code, pt_id, process_types, skipped, rest)
+        service_ms, connect_ms, size = (
+            column[request] for column in (service_ms, connect_ms, size)
+        )
+    return RouterColumns(
+        rows, ts_ms, service_ms, status, code, pt_id, process_types, skipped, rest, connect_ms, size
+    )
+
+
+def _optional(runs: tuple[bytes, ...]) -> FloatArray:
+    """Runs of at most 8 digits as numbers, NaN where a run is empty."""
+    if b"" not in runs and len(set(runs)) == 1:  # `connect=1ms` on every line, say
+        return np.full(len(runs), float(runs[0]))
+    values, present = _numbers(runs)
+    return np.where(present, values, np.nan)
 
 
 def _scanned(n: int, out: IntArray, heads: list[bytes]) -> RouterColumns:
     """RouterColumns of what the compiled reader wrote (see drainpipe/ingest/_scan.c)."""
-    ts_ms, service, status, code, head_id, flags = out
+    ts_ms, service, status, code, head_id, flags, connect, size = out
     read = (flags & 1) != 0
     if not read.any():
         return _no_requests(n)
@@ -296,9 +315,14 @@ def _scanned(n: int, out: IntArray, heads: list[bytes]) -> RouterColumns:
         names,
         skipped,
         rest,
+        np.where((flags[rows] & 8) != 0, connect[rows], np.nan),
+        np.where((flags[rows] & 16) != 0, size[rows], np.nan),
     )
 
 
 def _no_requests(n: int) -> RouterColumns:
     empty = np.zeros(0, np.int64)
-    return RouterColumns(empty, empty, np.zeros(0), empty, empty, empty, [], 0, list(range(n)))
+    nothing = np.zeros(0)
+    return RouterColumns(
+        empty, empty, nothing, empty, empty, empty, [], 0, list(range(n)), nothing, nothing
+    )

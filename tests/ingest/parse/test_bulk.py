@@ -39,6 +39,14 @@ def requests(read: RouterColumns) -> list[tuple[int, int, str, int, float | None
     ]
 
 
+def sizes(read: RouterColumns) -> list[tuple[float | None, float | None]]:
+    """(connect_ms, bytes) of each request."""
+    return [
+        (None if math.isnan(c) else c, None if math.isnan(b) else b)
+        for c, b in zip(read.connect_ms.tolist(), read.bytes.tolist(), strict=True)
+    ]
+
+
 @pytest.mark.parametrize(
     ("frame", "expected"),
     [
@@ -182,13 +190,15 @@ VALUE = st.one_of(
     service=VALUE,
     status=st.sampled_from(["", "200", "0", "000", "2000", "x", "99"]),
     end=st.sampled_from(["\n", "\r\n", "", " protocol=https\n", "x\n", "\r\r\n"]),
+    connect=VALUE,
+    size=st.one_of(DIGITS, st.sampled_from(["", "x", "123456789"])),
 )
 def test_bulk_values_equal_the_per_line_parser(
-    ts: str, code: str, dyno: str, service: str, status: str, end: str
+    ts: str, code: str, dyno: str, service: str, status: str, end: str, connect: str, size: str
 ) -> None:
     text = (
-        f"at=info {code}{FIELDS.decode()}dyno={dyno} connect=1ms service={service} "
-        f"status={status} bytes=656"
+        f"at=info {code}{FIELDS.decode()}dyno={dyno} connect={connect} service={service} "
+        f"status={status} bytes={size}"
     )
     frame = router(text.encode(), ts=ts.encode(), end=end.encode())
     read = read_router([frame])
@@ -203,3 +213,4 @@ def test_bulk_values_equal_the_per_line_parser(
     assert requests(read) == [
         (0, rec.ts_ms, rec.process_type, rec.status, rec.service_ms, code_number)
     ]
+    assert sizes(read) == [(rec.connect_ms, None if rec.bytes is None else float(rec.bytes))]
