@@ -45,6 +45,8 @@ def make_messages(
                 "service_ms": np.round(rng.lognormal(3.5, 1.0, rows)),
                 "status": rng.choice([200, 200, 200, 304, 404, 500], rows).astype(np.int16),
                 "code": np.where(rng.random(rows) < 0.01, 12, 0).astype(np.int16),
+                "connect_ms": rng.choice([0.0, 0.0, 1.0, 1.0, 2.0], rows),
+                "bytes": np.round(rng.lognormal(7.0, 1.5, rows)),
             }
             value = codec.encode_batch(ROUTER, owner, "web", cols)
             out.append((ROUTER.topic, partition_for(partition_key(owner, "web"), 32), value))

@@ -10,7 +10,8 @@
  *       parse.bulkrouter's router pattern (`_PLAIN`) over the n frames as `joined_lines` makes
  *       them lines, writing eight int64 rows of n into `out` (a writable C-contiguous
  *       buffer of 8*n int64): ts_ms, service, status, code, head id, flags (1 read,
- *       2 has service, 4 has code, 8 has connect, 16 has bytes), connect, bytes.
+ *       2 has service, 4 has code), then connect and bytes as float64 bit patterns
+ *       (NaN when the line has none), so that Python views them without a pass.
  *       A line not in the router's usual shape gets flags 0 (left to the per-line parser),
  *       as the pattern's catch-all leaves it. Returns the distinct dyno heads (the dyno up
  *       to its first dot), indexed by head id, or None when a line names the router
@@ -23,6 +24,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include <math.h>
 #include <string.h>
 
 #define MAX_PREFIX_DIGITS 7
@@ -197,7 +199,7 @@ second_ms(const char *s, int64_t *ms)
     return 1;
 }
 
-enum { ROUTER_READ = 1, HAS_SERVICE = 2, HAS_CODE = 4, HAS_CONNECT = 8, HAS_BYTES = 16 };
+enum { ROUTER_READ = 1, HAS_SERVICE = 2, HAS_CODE = 4 };
 enum { NOT_ROUTER = 0, READ = 1, UNREAD_ROUTER = 2 };
 
 typedef struct {
@@ -206,7 +208,8 @@ typedef struct {
 } Head;
 
 typedef struct {
-    int64_t ts, service, status, code, connect, bytes;
+    int64_t ts, service, status, code;
+    double connect, bytes; /* NAN when absent */
     int flags;
     const char *head;
     Py_ssize_t head_len;
@@ -293,9 +296,9 @@ read_line(const char *p, const char *end, Request *r)
             c.p++;
     if (!LIT(&c, " connect="))
         return UNREAD_ROUTER;
-    r->connect = number(&c, 8, &k);
-    if (k)
-        r->flags |= HAS_CONNECT;
+    r->connect = (double)number(&c, 8, &k);
+    if (k == 0)
+        r->connect = NAN;
     LIT(&c, "ms");
     if (!LIT(&c, " service="))
         return UNREAD_ROUTER;
@@ -308,9 +311,9 @@ read_line(const char *p, const char *end, Request *r)
     r->status = number(&c, 3, &k);
     if (!LIT(&c, " bytes="))
         return UNREAD_ROUTER;
-    r->bytes = number(&c, 8, &k);
-    if (k)
-        r->flags |= HAS_BYTES;
+    r->bytes = (double)number(&c, 8, &k);
+    if (k == 0)
+        r->bytes = NAN;
     /* (?: [^\n]*+\n|\r*+\n) */
     if (c.p < c.end && *c.p == ' ') {
         /* anything up to the newline */
@@ -356,7 +359,7 @@ read_router(PyObject *self, PyObject *args)
     }
     int64_t *ts = (int64_t *)out.buf, *service = ts + n, *status = ts + 2 * n,
             *code = ts + 3 * n, *head_id = ts + 4 * n, *flags = ts + 5 * n,
-            *connect = ts + 6 * n, *bytes = ts + 7 * n;
+            *connect = ts + 6 * n, *bytes = ts + 7 * n; /* float64 bits */
     Head heads[MAX_HEADS];
     int nheads = 0;
     for (Py_ssize_t line = 0; line < n; line++) {
@@ -379,7 +382,7 @@ read_router(PyObject *self, PyObject *args)
             goto fallback;
         if (got == NOT_ROUTER) {
             ts[line] = service[line] = status[line] = code[line] = head_id[line] = 0;
-            flags[line] = connect[line] = bytes[line] = 0;
+            flags[line] = connect[line] = bytes[line] = 0;  /* 0.0 as float64 too */
             continue;
         }
         int h = 0;
@@ -399,8 +402,8 @@ read_router(PyObject *self, PyObject *args)
         code[line] = r.code;
         head_id[line] = h;
         flags[line] = r.flags;
-        connect[line] = r.connect;
-        bytes[line] = r.bytes;
+        memcpy(&connect[line], &r.connect, sizeof(double));
+        memcpy(&bytes[line], &r.bytes, sizeof(double));
     }
     result = PyList_New(nheads);
     if (result == NULL)

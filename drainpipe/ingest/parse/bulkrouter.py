@@ -315,8 +315,8 @@ def _scanned(n: int, out: IntArray, heads: list[bytes]) -> RouterColumns:
         names,
         skipped,
         rest,
-        np.where((flags[rows] & 8) != 0, connect[rows], np.nan),
-        np.where((flags[rows] & 16) != 0, size[rows], np.nan),
+        connect.view(np.float64)[rows],  # float64 bits, NaN where absent
+        size.view(np.float64)[rows],
     )
 
 
