@@ -77,6 +77,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         lines.append(drains.event(t, "app", "web.1", f"measure#db.query={5 + i % 17}ms"))
         lines.append(drains.event(t, "app", "web.1", "count#orders=1"))
     assert server.post(apps["shop"]["drain_secret"], drains.body(lines), len(lines)) == 204
+    # `drainpipe up` says where the dashboard is.
+    assert f"drainpipe: dashboard at {server.url}/ " in server.log_path.read_text()
     s = Site(server, apps, json.loads(team.stdout)["token"])
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -139,6 +141,7 @@ class Page:
                     xs: c.u.data[0],
                     values: c.spec.series.map((s) => s.raw || s.values),
                     events: c.u.over.querySelectorAll('.marker').length,
+                    lines: c.u.eventsDrawn,
                 }]))"""
             )
         )
@@ -282,6 +285,8 @@ def test_every_chart_holds_what_the_api_answers(page: Page, window: str) -> None
     ]  # fmt: skip
     visible = page.page.evaluate("window.drainpipe.state.events.length")
     assert visible == len(shown) and charts["events"]["events"] == len(shown) > 0
+    for name, chart in charts.items():  # each chart draws every event as a line
+        assert chart["lines"] == len(shown), name
     assert page.page.locator(f".marker[title*='{DEPLOY}']").count() == 1
     page.shot(f"shop-{window}")
 
