@@ -11,9 +11,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from drainpipe.alert.rules import RuleError
 from drainpipe.config import ROLES, Config, ConfigError
 from drainpipe.store.apps import AppError, AppRegistry, postgres_registry, sqlite_registry
 from drainpipe.telemetry import logs
+from drainpipe.tools import alerts
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -110,6 +112,8 @@ def _parser() -> argparse.ArgumentParser:
     for command in (tcreate, trevoke, tlist):
         command.add_argument("--data-dir", type=Path)
         command.add_argument("--postgres", action="store_true")
+
+    alerts.add_parser(sub)
 
     sim = sub.add_parser(
         "simulate", help="realistic drain traffic: POST it to a drain URL or write it to files"
@@ -270,6 +274,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         if args.command == "tokens":
             return _tokens(registry, args)
+        if args.command == "alerts":
+            return alerts.run(args, registry, config)
         if args.apps_command == "create":
             base = args.url or f"http://{config.host}:{config.port}"
             new = registry.create(args.name)
@@ -310,7 +316,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for app in registry.list():
             print(json.dumps({"name": app.name, "id": app.id}))
         return 0
-    except (ConfigError, AppError, ValueError, OSError, RuntimeError) as exc:
+    except (ConfigError, AppError, RuleError, ValueError, OSError, RuntimeError) as exc:
         print(f"drainpipe: error: {exc}", file=sys.stderr)
         return 2
 

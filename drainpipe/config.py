@@ -141,6 +141,16 @@ class Config:
     kafka_replication: int = 3
     topic_prefix: str = ""
     shards: tuple[str, ...] = ()  # PostgreSQL DSNs; the first also holds the app registry
+    # Alerts: a minute is judged this long after it ends (None: the lateness, when late
+    # data has landed); links in notices start with public_url (None: this host and port).
+    alert_delay_s: int | None = None
+    public_url: str | None = None
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_starttls: bool = True
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_from: str = "drainpipe@localhost"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], **flags: object) -> Config:
@@ -179,7 +189,17 @@ class Config:
             kafka_replication=_int(env, "DRAINPIPE_KAFKA_REPLICATION", 3, 1, 16),
             topic_prefix=env.get("DRAINPIPE_TOPIC_PREFIX") or env.get("KAFKA_PREFIX") or "",
             shards=shards,
+            alert_delay_s=_int(env, "DRAINPIPE_ALERT_DELAY_S", -1, -1, 86_400),
+            public_url=env.get("DRAINPIPE_PUBLIC_URL") or None,
+            smtp_host=env.get("DRAINPIPE_SMTP_HOST") or None,
+            smtp_port=_int(env, "DRAINPIPE_SMTP_PORT", 587, 1, 65535),
+            smtp_starttls=(env.get("DRAINPIPE_SMTP_STARTTLS") or "1") not in ("0", "false", "no"),
+            smtp_user=env.get("DRAINPIPE_SMTP_USER") or None,
+            smtp_password=env.get("DRAINPIPE_SMTP_PASSWORD") or None,
+            smtp_from=env.get("DRAINPIPE_SMTP_FROM") or "drainpipe@localhost",
         )
+        if values["alert_delay_s"] == -1:
+            values["alert_delay_s"] = None
         values.update({k: v for k, v in flags.items() if v is not None})
         config = cls(**values)  # type: ignore[arg-type]
         config.check_tls()
@@ -223,3 +243,20 @@ class Config:
     @property
     def apps_path(self) -> Path:
         return self.data_dir / "apps.sqlite"
+
+    @property
+    def alerts_path(self) -> Path:
+        return self.data_dir / "alerts.sqlite"
+
+    @property
+    def judge_delay_s(self) -> int:
+        return self.lateness_s if self.alert_delay_s is None else self.alert_delay_s
+
+    @property
+    def base_url(self) -> str:
+        """Where a person's browser finds this drainpipe (links in alert notices)."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        scheme = "https" if self.certfile else "http"
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "", "::") else self.host
+        return f"{scheme}://{'[' + host + ']' if ':' in host else host}:{self.port}"

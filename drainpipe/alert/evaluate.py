@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from drainpipe.alert.rules import Rule
-from drainpipe.model import MINUTE_MS
+from drainpipe.model import MINUTE_MS as MINUTE_MS
 
 OK, FIRING, NO_DATA = "ok", "firing", "no_data"
 REMINDER, RESOLVED = "reminder", "resolved"

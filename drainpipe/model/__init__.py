@@ -129,3 +129,6 @@ from drainpipe.model.summary import (
 from drainpipe.model.summary import (
     Summary as Summary,
 )
+from drainpipe.model.summary import (
+    iso as iso,
+)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime
 from typing import Final
 
 import msgspec
@@ -10,6 +11,14 @@ import msgspec
 from drainpipe.sketch import Sketch
 
 MINUTE_MS: Final = 60_000
+
+
+def iso(ms: int) -> str:
+    """Epoch ms as RFC 3339 UTC to the second, the form every answer and notice uses.
+    Not strftime("%Y"): glibc writes year 128 as "128"."""
+    t = datetime.fromtimestamp(ms // 1000, UTC)
+    return t.isoformat().replace("+00:00", "Z")
+
 
 # ---------------------------------------------------------------------------
 # Summaries: the rolled-up state of one (owner, process type, family, period, start).

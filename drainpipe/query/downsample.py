@@ -9,19 +9,13 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
 from typing import Final
 
 from drainpipe import accum, sketch
 from drainpipe.model import Stat, Summary
+from drainpipe.model import iso as iso  # the API's times
 
 Point = dict[str, float | int | str | None]
-
-
-def iso(ms: int) -> str:
-    """RFC 3339 UTC to the second. Not strftime("%Y"): glibc writes year 128 as "128"."""
-    t = datetime.fromtimestamp(ms // 1000, UTC)
-    return t.isoformat().replace("+00:00", "Z")
 
 
 def _latency(s: Summary) -> Point | None:

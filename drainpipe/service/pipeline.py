@@ -1,7 +1,7 @@
 """The pipeline of `drainpipe up`: every stage on the embedded bus and store, supervised.
 
-The primary process holds the embedded log's lock and runs the rollup, sink and upkeep
-as threads, each restarted with backoff when it dies and reporting to `Health`; ingress
+The primary process holds the embedded log's lock and runs the rollup, sink, upkeep
+and alerts as threads, each restarted with backoff when it dies and reporting to `Health`; ingress
 and the API are served by HTTP worker processes (see `up`), or in this process with
 `--workers 0`.
 """
@@ -14,6 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from drainpipe.alert import notify
+from drainpipe.alert.state import AlertState
+from drainpipe.alert.worker import AlertWorker
+from drainpipe.bus import Bus
 from drainpipe.bus.embedded import EmbeddedBus
 from drainpipe.clock import SYSTEM, Clock
 from drainpipe.config import Config
@@ -57,6 +61,7 @@ class Pipeline:
         self.acceptor.gate = self.health.problem
         self.rollup = self._new_rollup()
         self.sink = self._new_sink()
+        self.alert_state = AlertState(c.alerts_path)
         # One stop event per stage, set in data-flow order (see `stop`).
         self._stages: list[tuple[threading.Event, threading.Thread]] = []
 
@@ -73,6 +78,9 @@ class Pipeline:
 
     def _new_sink(self) -> SinkWorker:
         return SinkWorker(self.bus, self.store, self.metrics, clock=self.clock)
+
+    def new_alerts(self) -> AlertWorker:
+        return alert_worker(self.config, self.bus, self.alert_state, self.clock)
 
     def http_app(self) -> ASGIApp:
         """The drain endpoint and API in this process (`--workers 0`); call it once.
@@ -96,7 +104,7 @@ class Pipeline:
         A restarted rollup or sink is built anew and reads from its last commit, the same
         as after a process crash, so a restart is as exact as one."""
         stop = threading.Event()
-        stage = self.health.stage(name, carries_lines=name != "upkeep")
+        stage = self.health.stage(name, carries_lines=name not in ("upkeep", "alerts"))
 
         def supervise() -> None:
             crashes = 0
@@ -128,6 +136,7 @@ class Pipeline:
         self._spawn("rollup", self._rollup)
         self._spawn("sink", self._sink)
         self._spawn("upkeep", self._upkeep)
+        self._spawn("alerts", self._alerts)
 
     def _rollup(self, stop: threading.Event, stage: Stage) -> None:
         if stage.restarts:
@@ -140,6 +149,11 @@ class Pipeline:
             self.sink = self._new_sink()
         self.sink.stage = stage
         self.sink.run(stop)
+
+    def _alerts(self, stop: threading.Event, stage: Stage) -> None:
+        worker = self.new_alerts()  # built anew on each start: it resumes from its commit
+        worker.stage = stage
+        worker.run(stop)
 
     def _upkeep(self, stop: threading.Event, stage: Stage) -> None:
         c = self.config
@@ -164,3 +178,11 @@ class Pipeline:
         self.bus.close()
         self.store.close()
         self.registry.close()
+        self.alert_state.close()
+
+
+def alert_worker(config: Config, bus: Bus, state: AlertState, clock: Clock) -> AlertWorker:
+    """The alerts stage of a config: its delay, links and mail server."""
+    return AlertWorker(
+        bus, state, clock, config.judge_delay_s, config.base_url, notify.smtp_of(config)
+    )

@@ -79,9 +79,7 @@ def run(config: Config) -> None:
 
 def dashboard_url(config: Config) -> str:
     """Where a browser on this machine finds the dashboard."""
-    scheme = "https" if config.certfile else "http"
-    host = "127.0.0.1" if config.host in ("0.0.0.0", "", "::") else config.host
-    return f"{scheme}://{'[' + host + ']' if ':' in host else host}:{config.port}/"
+    return config.base_url + "/"
 
 
 def _announce(url: str) -> None:

@@ -1,0 +1,204 @@
+"""The alerts stage: summary topics in, minute values kept, closed minutes judged,
+notices sent (the loop around `evaluate`, on the embedded bus or Kafka).
+
+Each poll's minute values are written to the alerts database before the poll's bus
+positions are committed, so a restart reads again at most what it already has (a
+value is kept from the version of its summary with the most measurements, as the store
+keeps summaries). A minute is judged once it is closed: `delay_s` after its end, the
+lateness by default, so late data has landed; data later still counts from then on
+(see `evaluate`). Judging waits while the consumer is behind, so a restarted stage
+does not judge minutes whose summaries it has not read yet. Notices go out from the
+outbox with retries; see `state` for what survives a crash.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import defaultdict, deque
+from typing import Any
+
+from drainpipe import codec
+from drainpipe.alert import notify, values
+from drainpipe.alert.evaluate import State, judge
+from drainpipe.alert.rules import Rule
+from drainpipe.alert.state import AlertState, Outgoing, StoredRule
+from drainpipe.bus import Bus, Message, Position, TopicPartition
+from drainpipe.clock import SYSTEM, Clock
+from drainpipe.model import EVENTS_TOPIC, MINUTE_MS, SUMMARY_TOPICS
+from drainpipe.telemetry.health import Stage
+
+log = logging.getLogger(__name__)
+
+ALERTS_GROUP = "alerts"
+RULES_REFRESH_S = 2.0
+CATCH_UP_MS = 24 * 3_600_000  # a stage down longer judges only the last day
+EVENTS_KEPT_MS = 3 * 3_600_000
+SHOWN_EVENT_KINDS = frozenset(
+    {"deploy", "release", "rollback", "restart", "cycle", "scale", "config", "crash", "error"}
+)
+
+
+class AlertWorker:
+    def __init__(
+        self,
+        bus: Bus,
+        state: AlertState,
+        clock: Clock = SYSTEM,
+        delay_s: float = 300.0,
+        base_url: str = "http://127.0.0.1:5000",
+        smtp: notify.Smtp | None = None,
+    ) -> None:
+        self.bus = bus
+        self.state = state
+        self.clock = clock
+        self.delay_ms = int(delay_s * 1000)
+        self.base_url = base_url
+        self.smtp = smtp
+        self.stage: Stage | None = None
+        self._consumer = bus.consumer(ALERTS_GROUP)
+        self._rules: dict[tuple[str, str, str], list[Rule]] = {}  # (owner, pt, family)
+        self._all: list[StoredRule] = []
+        self._rules_at = float("-inf")
+        self._events: dict[str, deque[dict[str, Any]]] = defaultdict(deque)
+
+    def _refresh(self) -> None:
+        if self.clock.monotonic() - self._rules_at < RULES_REFRESH_S:
+            return
+        self._all = self.state.rules()
+        by_key: dict[tuple[str, str, str], list[Rule]] = defaultdict(list)
+        for stored in self._all:
+            r = stored.rule
+            by_key[r.owner, r.process_type, r.metric.family].append(r)
+        self._rules = dict(by_key)
+        self._rules_at = self.clock.monotonic()
+
+    def _take(self, messages: list[Message]) -> None:
+        """Keep each message's minute values for the rules that read it."""
+        rows: list[tuple[str, int, float | None, int]] = []
+        for m in messages:
+            if m.topic == EVENTS_TOPIC:
+                batch = codec.decode_events(m.value)
+                kept = self._events[batch.owner]
+                for e in batch.events:
+                    if e.kind in SHOWN_EVENT_KINDS:
+                        kept.append({"t": notify.iso(e.ts_ms), "ts_ms": e.ts_ms, "kind": e.kind,
+                                     "process_type": e.process_type, "text": e.text})  # fmt: skip
+                continue
+            head = codec.decode_head(m.value)
+            if head.period_s != 60:
+                continue
+            watching = self._rules.get((head.owner, head.process_type, head.family))
+            if not watching:
+                continue
+            summary = codec.decode_summary(m.value)
+            for rule in watching:
+                rows.append(
+                    (rule.id, summary.start_ms, values.value(rule.metric, summary), summary.n)
+                )
+        self.state.put_values(rows)
+
+    def _judge(self, now_ms: int) -> None:
+        last_closed = (now_ms - self.delay_ms) // MINUTE_MS * MINUTE_MS - MINUTE_MS
+        for stored in self._all:
+            rule = stored.rule
+            state = self.state.state(rule.id) or State(
+                judged_ms=stored.created_ms // MINUTE_MS * MINUTE_MS - MINUTE_MS
+            )
+            assert state.judged_ms is not None
+            first = max(state.judged_ms + MINUTE_MS, last_closed - CATCH_UP_MS)
+            if first > last_closed:
+                continue
+            span = (rule.sensitivity - 1) * MINUTE_MS
+            known = self.state.values(rule.id, first - span, last_closed)
+            missing = values.value(rule.metric, None)  # 0 for counts, None for the rest
+            minutes = range(first - span, last_closed + MINUTE_MS, MINUTE_MS)
+            seen = {m: known.get(m, missing) for m in minutes}
+            notices = []
+            for minute in range(first, last_closed + MINUTE_MS, MINUTE_MS):
+                state, found = judge(rule, state, minute, seen)
+                notices += found
+            events = self._recent_events(rule, first - span, last_closed + MINUTE_MS)
+            self.state.judged(rule, state, notices, events, now_ms, last_closed - span)
+            for n in notices:
+                log.info(
+                    "alert.judged",
+                    extra={"app": rule.app, "rule_id": rule.id, "state": n.state,
+                           "minute": notify.iso(n.minute_ms), "value": n.value},
+                )  # fmt: skip
+
+    def _recent_events(self, rule: Rule, lo_ms: int, hi_ms: int) -> list[dict[str, Any]]:
+        kept = self._events.get(rule.owner)
+        if not kept:
+            return []
+        while kept and kept[0]["ts_ms"] < self.clock.now_ms() - EVENTS_KEPT_MS:
+            kept.popleft()
+        return [
+            e for e in kept
+            if lo_ms <= e["ts_ms"] < hi_ms and e["process_type"] in ("", rule.process_type)
+        ]  # fmt: skip
+
+    def _deliver(self, now_ms: int) -> None:
+        by_id = {s.rule.id: s.rule for s in self._all}
+        for out in self.state.due(now_ms):
+            rule = by_id.get(out.rule_id)
+            if rule is None:  # removed since: nothing to send it with
+                self.state.retry(out.id, now_ms, "rule removed", give_up=True)
+                continue
+            self._send(rule, out, now_ms)
+
+    def _send(self, rule: Rule, out: Outgoing, now_ms: int) -> None:
+        n = out.notice
+        delivery = f"{out.rule_id}:{n.state}:{n.minute_ms}:{out.channel}"
+        body = notify.body(rule, n.state, n.minute_ms, n.value, out.events, self.base_url, delivery)
+        where = {"app": rule.app, "rule_id": rule.id, "channel": out.channel, "state": n.state}
+        try:
+            notify.send(out.channel, rule, body, self.smtp)
+        except notify.Final4xx as exc:
+            self.state.retry(out.id, now_ms, str(exc), give_up=True)
+            log.warning("alert.refused", extra={**where, "error": str(exc)})
+            return
+        except Exception as exc:
+            give_up = out.attempts + 1 >= len(notify.BACKOFF_S)
+            wait_s = notify.BACKOFF_S[min(out.attempts, len(notify.BACKOFF_S) - 1)]
+            self.state.retry(out.id, now_ms + wait_s * 1000, f"{exc}", give_up=give_up)
+            log.warning(
+                "alert.send_failed",
+                extra={**where, "error": f"{type(exc).__name__}: {exc}",
+                       "attempt": out.attempts + 1, "retry_in_s": None if give_up else wait_s},
+            )  # fmt: skip
+            return
+        self.state.sent(out.id, now_ms)
+        log.info("alert.sent", extra={**where, "minute": notify.iso(n.minute_ms)})
+
+    def run(self, stop: threading.Event) -> None:
+        assigned: set[TopicPartition] = set()
+
+        def on_assign(parts: dict[TopicPartition, Position] | Any) -> None:
+            assigned.update(parts)
+
+        def on_revoke(parts: Any) -> None:
+            assigned.difference_update(parts)
+
+        self._consumer.subscribe((*SUMMARY_TOPICS, EVENTS_TOPIC), on_assign, on_revoke)
+        try:
+            while not stop.is_set():
+                self._refresh()
+                got = self._consumer.poll(5000, 0.2)
+                if got:
+                    self._take(got)  # durable before the positions move
+                    last: dict[TopicPartition, int] = {}
+                    for m in got:
+                        last[m.topic, m.partition] = m.offset
+                    self._consumer.commit(
+                        {tp: Position(o + 1) for tp, o in last.items() if tp in assigned}
+                    )
+                caught_up = len(got) < 5000 and not self._consumer.behind
+                if caught_up:
+                    now = self.clock.now_ms()
+                    self._judge(now)
+                    self._deliver(now)
+                if self.stage is not None:
+                    self.stage.beat(caught_up=caught_up)
+        finally:
+            self._consumer.close()

@@ -1,0 +1,156 @@
+"""`drainpipe alerts add|list|remove|test`: an app's threshold rules, from the shell.
+
+Rules live in the data directory's alerts database, which `drainpipe up` reads within
+seconds. `add` prints the rule as one JSON object, with the webhook's signing secret
+once (it is kept to sign, so it cannot be shown again: remove and add the rule for a
+new one). `test` sends a notice in state `test` on every channel of a rule, now.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import secrets
+import sys
+import uuid
+from pathlib import Path
+from typing import Any, TextIO
+
+from drainpipe.alert import notify, rules
+from drainpipe.alert.rules import Rule, RuleError
+from drainpipe.alert.state import AlertState, channels
+from drainpipe.clock import SYSTEM, Clock
+from drainpipe.config import Config
+from drainpipe.store.apps import AppRegistry
+
+
+def add_parser(sub: Any) -> None:
+    alerts = sub.add_parser("alerts", help="threshold alerts: webhook, Slack or email")
+    alerts_sub = alerts.add_subparsers(dest="alerts_command", required=True)
+    add = alerts_sub.add_parser("add", help="add a rule to an app; prints it as JSON")
+    add.add_argument("app")
+    add.add_argument("--metric", required=True, help=rules.METRIC_HELP)
+    add.add_argument("--threshold", type=float, required=True)
+    add.add_argument("--process-type", default="web")
+    add.add_argument("--sensitivity", type=int, default=5, help="minutes over: 1, 5 or 10 (5)")
+    add.add_argument("--renotify", type=int, default=60, help="minutes: 5, 60 or 1440 (60)")
+    add.add_argument("--webhook", help="URL to POST signed JSON notices to")
+    add.add_argument("--slack", help="Slack-compatible incoming-webhook URL")
+    add.add_argument("--email", nargs="+", default=[], metavar="ADDR")
+    lst = alerts_sub.add_parser("list", help="an app's rules, one JSON object a line")
+    lst.add_argument("app")
+    rm = alerts_sub.add_parser("remove", help="remove a rule")
+    rm.add_argument("app")
+    rm.add_argument("id")
+    test = alerts_sub.add_parser("test", help="send a test notice on a rule's channels")
+    test.add_argument("app")
+    test.add_argument("id")
+    for command in (add, lst, rm, test):
+        command.add_argument("--data-dir", type=Path)
+        command.add_argument(
+            "--postgres", action="store_true", help="apps of the scale-out registry"
+        )
+
+
+def shown(rule: Rule, created_ms: int) -> dict[str, Any]:
+    """A rule as the CLI and the API show it (never its secret)."""
+    return {
+        "id": rule.id,
+        "app": rule.app,
+        "metric": rule.metric.spec,
+        "threshold": rule.threshold,
+        "unit": rule.metric.unit,
+        "process_type": rule.process_type,
+        "sensitivity": rule.sensitivity,
+        "renotify": rule.renotify,
+        "webhook": rule.webhook,
+        "slack": rule.slack,
+        "email": list(rule.email),
+        "created": notify.iso(created_ms),
+    }
+
+
+def make(
+    registry: AppRegistry,
+    app: str,
+    metric: str,
+    threshold: float,
+    process_type: str = "web",
+    sensitivity: int = 5,
+    renotify: int = 60,
+    webhook: str | None = None,
+    slack: str | None = None,
+    email: tuple[str, ...] = (),
+) -> Rule:
+    """A new rule of an existing app; RuleError says what is wrong with it."""
+    found = registry.by_name(app)
+    if found is None:
+        raise RuleError(f"no app named {app!r} (drainpipe apps list shows them)")
+    m = rules.metric(metric)
+    rules.check(m, threshold, sensitivity, renotify)
+    for url, flag in ((webhook, "--webhook"), (slack, "--slack")):
+        if url is not None and not url.startswith(("http://", "https://")):
+            raise RuleError(f"{flag} {url!r} must be an http:// or https:// URL")
+    for addr in email:
+        if "@" not in addr:
+            raise RuleError(f"--email {addr!r} is not an email address")
+    return Rule(
+        uuid.uuid4().hex[:12], found.name, found.id, m, threshold, process_type, sensitivity,
+        renotify, webhook, secrets.token_urlsafe(24) if webhook else None, slack, email,
+    )  # fmt: skip
+
+
+def run(
+    args: argparse.Namespace,
+    registry: AppRegistry,
+    config: Config,
+    out: TextIO = sys.stdout,
+    clock: Clock = SYSTEM,
+) -> int:
+    state = AlertState(config.alerts_path)
+    try:
+        if args.alerts_command == "add":
+            rule = make(
+                registry, args.app, args.metric, args.threshold, args.process_type,
+                args.sensitivity, args.renotify, args.webhook, args.slack, tuple(args.email),
+            )  # fmt: skip
+            now = clock.now_ms()
+            state.add(rule, now)
+            body = shown(rule, now)
+            if rule.webhook_secret:
+                body["webhook_secret"] = rule.webhook_secret
+            print(json.dumps(body), file=out)
+            return 0
+        if args.alerts_command == "list":
+            for stored in state.rules(args.app):
+                print(json.dumps(shown(stored.rule, stored.created_ms)), file=out)
+            return 0
+        if args.alerts_command == "remove":
+            if not state.remove(args.app, args.id):
+                raise RuleError(f"{args.app} has no rule {args.id!r} (drainpipe alerts list)")
+            print(json.dumps({"id": args.id, "removed": True}), file=out)
+            return 0
+        found = state.rule(args.app, args.id)
+        if found is None:
+            raise RuleError(f"{args.app} has no rule {args.id!r} (drainpipe alerts list)")
+        return _test(found.rule, config, clock, out)
+    finally:
+        state.close()
+
+
+def _test(rule: Rule, config: Config, clock: Clock, out: TextIO) -> int:
+    smtp = notify.smtp_of(config)
+    minute = clock.now_ms() // 60_000 * 60_000
+    failed = 0
+    for channel in channels(rule):
+        if not channel:
+            raise RuleError(f"rule {rule.id} has no --webhook, --slack or --email to test")
+        delivery = f"{rule.id}:test:{minute}:{channel}:{secrets.token_hex(4)}"
+        body = notify.body(rule, "test", minute, None, [], config.base_url, delivery)
+        try:
+            notify.send(channel, rule, body, smtp)
+            print(json.dumps({"id": rule.id, "channel": channel, "sent": True}), file=out)
+        except Exception as exc:
+            failed += 1
+            print(json.dumps({"id": rule.id, "channel": channel, "error": str(exc)}), file=out)
+    return 1 if failed else 0
