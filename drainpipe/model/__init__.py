@@ -132,3 +132,6 @@ from drainpipe.model.summary import (
 from drainpipe.model.summary import (
     iso as iso,
 )
+from drainpipe.model.summary import (
+    parse_iso as parse_iso,
+)

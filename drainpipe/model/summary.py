@@ -13,6 +13,18 @@ from drainpipe.sketch import Sketch
 MINUTE_MS: Final = 60_000
 
 
+def parse_iso(raw: str) -> int | None:
+    """Epoch ms of an ISO 8601 time (UTC when it names no zone; a space may stand for the
+    `+` a query string decoded); None when it is not one."""
+    try:
+        dt = datetime.fromisoformat(raw.replace(" ", "+"))
+    except ValueError:
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return int(dt.timestamp() * 1000)
+
+
 def iso(ms: int) -> str:
     """Epoch ms as RFC 3339 UTC to the second, the form every answer and notice uses.
     Not strftime("%Y"): glibc writes year 128 as "128"."""

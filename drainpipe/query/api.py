@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Final
 
 import msgspec
@@ -11,9 +10,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from drainpipe.clock import SYSTEM, Clock
-from drainpipe.model import RESERVED_MARK, SCHEMAS, SKIP_REASONS, late_name, skipped_name
+from drainpipe.model import RESERVED_MARK, SCHEMAS, SKIP_REASONS, late_name, parse_iso, skipped_name
 from drainpipe.query import downsample, plan
 from drainpipe.store import Store
+from drainpipe.store.access import Denied, access_of, authorize
 from drainpipe.store.apps import Access, App, AppRegistry
 
 MAX_POINTS = 20_160  # 14 days of minutes per series
@@ -43,15 +43,10 @@ def json_response(data: object, status: int = 200) -> Response:
 def parse_time(name: str, raw: str | None, default_ms: int) -> int:
     if raw is None or raw == "":
         return default_ms
-    try:
-        dt = datetime.fromisoformat(raw.replace(" ", "+"))
-    except ValueError:
-        raise ApiError(
-            400, f"{name}={raw!r} is not an ISO 8601 time (like 2026-11-21T10:00:00Z)"
-        ) from None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return int(dt.timestamp() * 1000)
+    ms = parse_iso(raw)
+    if ms is None:
+        raise ApiError(400, f"{name}={raw!r} is not an ISO 8601 time (like 2026-11-21T10:00:00Z)")
+    return ms
 
 
 class Api:
@@ -64,27 +59,18 @@ class Api:
         self.retention_days = retention_days  # of every resolution: days are dropped whole
 
     def _access(self, request: Request) -> Access:
-        header = request.headers.get("authorization", "")
-        if not header.lower().startswith("bearer ") or not header[7:].strip():
-            raise ApiError(401, "missing 'Authorization: Bearer <api_token>'")
-        access = self.registry.access(header[7:].strip())
-        if access is None:
-            raise ApiError(401, "unknown API token")
-        return access
+        try:
+            return access_of(self.registry, request.headers.get("authorization", ""))
+        except Denied as exc:
+            raise ApiError(exc.status, str(exc)) from None
 
     def _authorize(self, request: Request) -> App:
         """The app of the path, if the token may read it."""
-        access = self._access(request)
-        name = request.path_params["name"]
-        if access.own is not None:
-            if access.own.name != name:
-                raise ApiError(403, f"this token is for app {access.own.name!r}, not {name!r}")
-            return access.own
-        app = self.registry.by_name(name)
-        if app is None or not access.reads(app):
-            # The same answer whether or not the app exists: a token learns only its own.
-            raise ApiError(403, f"this token may not read an app named {name!r}")
-        return app
+        header = request.headers.get("authorization", "")
+        try:
+            return authorize(self.registry, header, request.path_params["name"])
+        except Denied as exc:
+            raise ApiError(exc.status, str(exc)) from None
 
     def _span(self, request: Request, default_ms: int = DEFAULT_WINDOW_MS) -> tuple[int, int, int]:
         """(start, end, the window's resolution) from `window`, `start` and `end`."""

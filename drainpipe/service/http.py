@@ -18,6 +18,8 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from drainpipe import __version__
+from drainpipe.alert import openapi as alert_openapi
+from drainpipe.alert.api import AlertsApi
 from drainpipe.config import Config
 from drainpipe.ingest.drain import Ingress
 from drainpipe.query import dashboard, openapi
@@ -35,11 +37,20 @@ async def _alive() -> dict[str, Any]:
     return {"status": "ok", "problems": [], "stages": {}}
 
 
+def document() -> dict[str, Any]:
+    """The OpenAPI document of every route: the read API's, with the alerts API's."""
+    doc = openapi.document(__version__)
+    doc["paths"].update(alert_openapi.paths())
+    doc["components"]["schemas"] = {**doc["components"]["schemas"], **alert_openapi.SCHEMAS}
+    return doc
+
+
 def app(
     metrics: SelfMetrics,
     ingress: Ingress | None = None,
     api: Api | None = None,
     health: HealthReport = _alive,
+    alerts: AlertsApi | None = None,
 ) -> ASGIApp:
     """The routes of this process: POST /logs straight to the ingress, the rest through
     Starlette (the API and the dashboard's pages, /metrics, /healthz). /healthz answers
@@ -54,7 +65,7 @@ def app(
         return JSONResponse(report, status_code=200 if report["status"] == "ok" else 503)
 
     async def openapi_json(_: Request) -> Response:
-        return JSONResponse(openapi.document(__version__))
+        return JSONResponse(document())
 
     routes: list[BaseRoute] = [
         Route("/metrics", own_metrics, methods=["GET"]),
@@ -68,6 +79,13 @@ def app(
             Route("/api/v1/apps/{name}/metrics/{metric}", api.metrics, methods=["GET"]),
             Route("/api/v1/apps/{name}/events", api.events, methods=["GET"]),
             *dashboard.routes(),
+        ]
+    if alerts is not None:
+        routes += [
+            Route("/api/v1/apps/{name}/alerts", alerts.rules, methods=["GET"]),
+            Route("/api/v1/apps/{name}/alerts", alerts.create, methods=["POST"]),
+            Route("/api/v1/apps/{name}/alerts/history", alerts.history, methods=["GET"]),
+            Route("/api/v1/apps/{name}/alerts/{id}", alerts.remove, methods=["DELETE"]),
         ]
     # Answers to browsers and API clients that accept gzip: JSON points shrink ~8x.
     others = Starlette(routes=routes, middleware=[Middleware(GZipMiddleware, minimum_size=1024)])

@@ -40,6 +40,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = p.parse_args(argv)
     _die_with_parent(args.primary_pid)
 
+    from drainpipe.alert.api import AlertsApi
+    from drainpipe.alert.state import AlertState
     from drainpipe.ingest.drain import Ingress
     from drainpipe.ingest.handoff import RemoteAcceptor
     from drainpipe.query.api import Api
@@ -65,13 +67,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     primary = RemoteAcceptor(args.log_socket)
     ingress = Ingress(registry, primary, metrics, config)
 
+    alert_state = AlertState(config.alerts_path)
+
     def close() -> None:
         store.close()
         registry.close()
+        alert_state.close()
 
-    asgi = http.app(
-        metrics, ingress, Api(registry, store, retention_days=config.retention_days), primary.health
-    )
+    api = Api(registry, store, retention_days=config.retention_days)
+    alerts = AlertsApi(registry, alert_state)
+    asgi = http.app(metrics, ingress, api, primary.health, alerts)
     http.serve(asgi, close, config, metrics, [sock])
 
 

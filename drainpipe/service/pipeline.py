@@ -92,8 +92,11 @@ class Pipeline:
         from drainpipe.service import http
 
         ingress = Ingress(self.registry, self.acceptor, self.metrics, self.config, self.clock)
+        from drainpipe.alert.api import AlertsApi
+
         api = Api(self.registry, self.store, self.clock, self.config.retention_days)
-        return http.app(self.metrics, ingress, api, self.health_report)
+        alerts = AlertsApi(self.registry, self.alert_state, self.clock)
+        return http.app(self.metrics, ingress, api, self.health_report, alerts)
 
     async def health_report(self) -> dict[str, Any]:
         return self.health.report()

@@ -18,12 +18,12 @@ from typing import Any
 import httpx
 import pytest
 
+from drainpipe.alert import manage
 from drainpipe.alert.evaluate import MINUTE_MS
 from drainpipe.alert.notify import iso
 from drainpipe.clock import FixedClock
 from drainpipe.config import Config
 from drainpipe.service.pipeline import Pipeline
-from drainpipe.tools import alerts
 from tests.service.test_health import _call, _wait
 from tests.support import drains
 
@@ -75,7 +75,7 @@ def start(tmp_path: Path, clock: FixedClock) -> Pipeline:
 
 
 def add_rule(p: Pipeline, receiver: Receiver) -> tuple[str, str]:
-    rule = alerts.make(
+    rule = manage.make(
         p.registry, "shop", "latency_p95", 500, sensitivity=5, renotify=5, webhook=receiver.url
     )
     p.alert_state.add(rule, p.clock.now_ms())

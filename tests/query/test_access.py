@@ -10,6 +10,8 @@ import httpx
 import pytest
 
 from drainpipe import codec
+from drainpipe.alert.api import AlertsApi
+from drainpipe.alert.state import AlertState
 from drainpipe.clock import FixedClock
 from drainpipe.query.api import Api
 from drainpipe.service import http
@@ -25,6 +27,8 @@ ENDPOINTS = (
     "/api/v1/apps/{app}/metrics/router.status?window=2h",
     "/api/v1/apps/{app}/metrics/custom.db.query",
     "/api/v1/apps/{app}/events",
+    "/api/v1/apps/{app}/alerts",
+    "/api/v1/apps/{app}/alerts/history",
 )
 
 
@@ -44,11 +48,14 @@ def deployment(tmp_path: Path) -> Iterator[tuple[httpx.AsyncClient, dict[str, st
     revoked_id, tokens["revoked"] = registry.create_token(["shop"])
     registry.revoke_token(revoked_id)
     tokens["drain secret"] = made["shop"].drain_secret
-    asgi = http.app(SelfMetrics(), api=Api(registry, store, clock))
+    alert_state = AlertState(tmp_path / "alerts.sqlite")
+    alerts = AlertsApi(registry, alert_state, clock)
+    asgi = http.app(SelfMetrics(), api=Api(registry, store, clock), alerts=alerts)
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=asgi), base_url="http://t")
     yield client, tokens
     store.close()
     registry.close()
+    alert_state.close()
 
 
 def readable(token: str) -> set[str]:
@@ -87,6 +94,45 @@ def test_a_token_reads_exactly_its_apps_on_every_endpoint(
                         )
                     if status == 200 and "app" in r.json() and r.json()["app"] != app:
                         wrong.append(f"{kind}: {path.format(app=app)} answered for another app")
+        return wrong
+
+    assert asyncio.run(check()) == []
+
+
+def test_a_token_manages_the_alert_rules_of_exactly_its_apps(
+    deployment: tuple[httpx.AsyncClient, dict[str, str]],
+) -> None:
+    client, tokens = deployment
+    rule = {"metric": "load", "threshold": 4, "webhook": "http://127.0.0.1:9/hook"}
+
+    async def check() -> list[str]:
+        wrong = []
+        own = {"Authorization": f"Bearer {tokens['own:shop']}"}
+        made = await client.post("/api/v1/apps/shop/alerts", json=rule, headers=own)
+        assert made.status_code == 201 and made.json()["webhook_secret"], made.text
+        shop_rule = made.json()["id"]
+        for kind, token in tokens.items():
+            auth = {"Authorization": f"Bearer {token}"}
+            for app in (*APPS, "missing"):
+                ok = app in readable(kind)
+                refused = 403 if readable(kind) else 401
+                r = await client.post(f"/api/v1/apps/{app}/alerts", json=rule, headers=auth)
+                if r.status_code != (201 if ok else refused):
+                    wrong.append(f"{kind}: POST {app} -> {r.status_code}")
+                if app == "shop" and ok:
+                    continue  # it may remove the rule; the owner does, below
+                # Another app's rule id is not found under this app, and stays
+                r = await client.delete(f"/api/v1/apps/{app}/alerts/{shop_rule}", headers=auth)
+                if app != "shop" and r.status_code != (404 if ok else refused):
+                    wrong.append(f"{kind}: DELETE {app}/{shop_rule} -> {r.status_code}")
+                if app == "shop" and not ok and r.status_code != refused:
+                    wrong.append(f"{kind}: DELETE shop/{shop_rule} -> {r.status_code}")
+        listed = await client.get("/api/v1/apps/shop/alerts", headers=own)
+        if shop_rule not in [x["id"] for x in listed.json()["rules"]]:
+            wrong.append("the shop rule was removed by a token that may not read shop")
+        gone = await client.delete(f"/api/v1/apps/shop/alerts/{shop_rule}", headers=own)
+        if gone.json() != {"id": shop_rule, "removed": True}:
+            wrong.append(f"the owner could not remove its rule: {gone.text}")
         return wrong
 
     assert asyncio.run(check()) == []
