@@ -1,4 +1,4 @@
-"""The alerts API's part of the OpenAPI document (`service.http` merges it in)."""
+"""The alerts API's part of the OpenAPI document: `paths` and `ALERT_SCHEMAS`."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 from drainpipe.alert import rules
 
-JSON = "application/json"
+_JSON = "application/json"
 _ERROR = {"$ref": "#/components/schemas/Error"}
 _NAME = {
     "name": "name",
@@ -21,7 +21,7 @@ _NULLABLE_TEXT = {"type": ["string", "null"]}
 
 
 def _answer(description: str, schema: dict[str, Any]) -> dict[str, Any]:
-    return {"description": description, "content": {JSON: {"schema": schema}}}
+    return {"description": description, "content": {_JSON: {"schema": schema}}}
 
 
 def _errors(*codes: int) -> dict[str, Any]:
@@ -64,7 +64,7 @@ _FIELDS: dict[str, Any] = {
     },
     "email": {"type": "array", "items": {"type": "string", "pattern": "@"}},
 }
-SCHEMAS: dict[str, Any] = {
+ALERT_SCHEMAS: dict[str, Any] = {
     "NewRule": {
         "type": "object",
         "required": ["metric", "threshold"],
@@ -145,7 +145,7 @@ def paths() -> dict[str, Any]:
                 "parameters": [_NAME],
                 "requestBody": {
                     "required": True,
-                    "content": {JSON: {"schema": {"$ref": "#/components/schemas/NewRule"}}},
+                    "content": {_JSON: {"schema": {"$ref": "#/components/schemas/NewRule"}}},
                 },
                 "responses": {
                     "201": _answer("the rule", {"$ref": "#/components/schemas/Rule"}),

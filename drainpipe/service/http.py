@@ -37,11 +37,11 @@ async def _alive() -> dict[str, Any]:
     return {"status": "ok", "problems": [], "stages": {}}
 
 
-def document() -> dict[str, Any]:
+def api_document() -> dict[str, Any]:
     """The OpenAPI document of every route: the read API's, with the alerts API's."""
     doc = openapi.document(__version__)
     doc["paths"].update(alert_openapi.paths())
-    doc["components"]["schemas"] = {**doc["components"]["schemas"], **alert_openapi.SCHEMAS}
+    doc["components"]["schemas"] = {**doc["components"]["schemas"], **alert_openapi.ALERT_SCHEMAS}
     return doc
 
 
@@ -65,7 +65,7 @@ def app(
         return JSONResponse(report, status_code=200 if report["status"] == "ok" else 503)
 
     async def openapi_json(_: Request) -> Response:
-        return JSONResponse(document())
+        return JSONResponse(api_document())
 
     routes: list[BaseRoute] = [
         Route("/metrics", own_metrics, methods=["GET"]),

@@ -23,7 +23,7 @@ from drainpipe.service.pipeline import Pipeline
 from tests.conftest import FIXED_NOW_MS
 from tests.support import drains
 
-DOC = http.document()
+DOC = http.api_document()
 # Rules across parameters (start before end, at most 400 days, 20,160 points) are beyond
 # JSON Schema, so a schema-valid request may be a 400; its answer is still checked.
 RULES = [positive_data_acceptance]

@@ -187,9 +187,9 @@ def test_stages_that_cannot_save_their_positions_are_restarted_and_count_exactly
     health = _call(pipeline, asgi, "GET", "/healthz")
     assert health.status_code == 503
     report = health.json()
-    # The rollup's commit fails, and the sink's, whichever comes first.
+    # The rollup's commit fails, and the sink's (and the alerts'), whichever comes first.
     crashed = {n for n, st in report["stages"].items() if st["state"] == "restarting"}
-    assert crashed and crashed <= {"rollup", "sink"}, report
+    assert crashed & {"rollup", "sink"} and crashed <= {"rollup", "sink", "alerts"}, report
     assert "No space left on device" in report["problems"][0]
     refused = post([drains.router(FIXED_NOW_MS - 40_000, 5, 200)])
     assert refused == 503  # not acknowledged while a stage is down: Logplex retries it
