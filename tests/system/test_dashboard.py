@@ -22,6 +22,10 @@ from typing import Any
 
 import pytest
 
+from drainpipe.alert import manage
+from drainpipe.alert.evaluate import Notice, State
+from drainpipe.alert.state import AlertState
+from drainpipe.store.apps import sqlite_registry
 from tests.support import drains
 
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -69,6 +73,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
+    seed_alert_history(data, int(time.time() * 1000) // MIN * MIN)
     server = drains.start(data, None, "--flush-interval", "0.2", "--workers", "0")
     now = int(time.time() * 1000)
     lines = [drains.event(now - 7 * MIN, "heroku", "api", DEPLOY)]
@@ -91,6 +96,22 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         raise AssertionError(f"posted lines not visible: {catalogue}")
     yield s
     assert drains.stop(server) == 0, server.log_path.read_text()[-3000:]
+
+
+def seed_alert_history(data: Path, minute_ms: int) -> None:
+    """A latency alert that fired 30 minutes ago and resolved 20 minutes ago, written as
+    the alerts stage writes what it judged."""
+    registry = sqlite_registry(data / "apps.sqlite")
+    state = AlertState(data / "alerts.sqlite")
+    try:
+        rule = manage.make(registry, "shop", "latency_p95", 2000, sensitivity=1)
+        state.add(rule, minute_ms - 40 * MIN)
+        for ago, kind in ((30, "firing"), (20, "resolved")):
+            notice = Notice(kind, minute_ms - ago * MIN, 2500.0, 2000.0)
+            state.judged(rule, State(), [notice], [], minute_ms, 0)
+    finally:
+        state.close()
+        registry.close()
 
 
 @pytest.fixture(scope="module")
@@ -142,6 +163,7 @@ class Page:
                     values: c.spec.series.map((s) => s.raw || s.values),
                     events: c.u.over.querySelectorAll('.marker').length,
                     lines: c.u.eventsDrawn,
+                    bands: c.u.alertBands,
                 }]))"""
             )
         )
@@ -287,6 +309,8 @@ def test_every_chart_holds_what_the_api_answers(page: Page, window: str) -> None
     assert visible == len(shown) and charts["events"]["events"] == len(shown) > 0
     for name, chart in charts.items():  # each chart draws every event as a line
         assert chart["lines"] == len(shown), name
+    # The seeded latency alert is a band on the response-time chart only.
+    assert {n: c["bands"] for n, c in charts.items() if c["bands"]} == {"latency": 1}
     assert page.page.locator(f".marker[title*='{DEPLOY}']").count() == 1
     page.shot(f"shop-{window}")
 
@@ -337,6 +361,15 @@ def test_hovering_a_chart_shows_the_values_and_the_event_under_the_cursor(page: 
             f"window.DrainpipeCharts.timeLabel(window.drainpipe.state.xs[{idx}], 60)"
         )
         in legend
+    )
+    # Inside the alert's band the tooltip says so.
+    band_x = page.page.evaluate(
+        "window.drainpipe.charts[1].u.valToPos(window.drainpipe.state.bands[0].from + 300, 'x')"
+    )
+    page.page.mouse.move(box["x"] + band_x, box["y"] + box["height"] / 2)
+    page.page.wait_for_function(
+        "() => document.querySelector('[data-chart=latency] .tooltip').innerText"
+        ".includes('alert latency_p95')"
     )
     page.shot("shop-hover")
     page.page.screenshot(path=str(SHOTS / "dashboard.png"))  # the README's, as docs/dashboard.png

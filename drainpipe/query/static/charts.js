@@ -171,13 +171,55 @@
   }
 
   // Vertical lines at the events on a chart, under its series.
-  function markersPlugin(state) {
+  // Which chart shows an alert rule's metric.
+  function chartOfRule(metric) {
+    if (metric === "latency_p95") return "latency";
+    if (metric === "error_rate" || metric === "throughput_below") return "throughput";
+    if (metric.startsWith("errors:")) return "errors";
+    if (metric === "memory_quota") return "memory";
+    if (metric === "load") return "load";
+    return metric.startsWith("custom.") ? metric.slice(0, metric.lastIndexOf(":")) : null;
+  }
+
+  // Alert history as bands: from each firing to the notice that ended it (resolved or
+  // no data), or to the window's end while it lasts.
+  function alertBands(history, processType) {
+    const open = new Map();
+    const bands = [];
+    for (const h of history || []) {
+      if (processType && h.process_type !== processType) continue;
+      const key = h.rule_id;
+      if (h.state === "firing") open.set(key, h);
+      else if ((h.state === "resolved" || h.state === "no_data") && open.has(key)) {
+        const f = open.get(key);
+        open.delete(key);
+        bands.push({ chart: chartOfRule(f.metric), from: f.minute_ms / 1000, to: h.minute_ms / 1000 + 60, rule: f, end: h.state });
+      }
+    }
+    for (const f of open.values()) {
+      bands.push({ chart: chartOfRule(f.metric), from: f.minute_ms / 1000, to: Infinity, rule: f, end: null });
+    }
+    return bands;
+  }
+
+  function markersPlugin(spec, state) {
     return {
       hooks: {
         drawAxes: [(u) => {
           const ctx = u.ctx;
           const { top, height } = u.bbox;
           ctx.save();
+          let bands = 0;
+          ctx.fillStyle = "rgba(192, 54, 44, 0.10)";
+          for (const b of state.bands || []) {
+            if (b.chart !== spec.id) continue;
+            const x0 = Math.max(u.bbox.left, u.valToPos(b.from, "x", true));
+            const x1 = Math.min(u.bbox.left + u.bbox.width, u.valToPos(Math.min(b.to, state.endS), "x", true));
+            if (x1 <= x0) continue;
+            ctx.fillRect(x0, top, x1 - x0, height);
+            bands += 1;
+          }
+          u.alertBands = bands; // for tests: the alert bands this chart shows
           let drawn = 0;
           ctx.lineWidth = Math.max(1, devicePixelRatio);
           ctx.setLineDash([3 * devicePixelRatio, 3 * devicePixelRatio]);
@@ -245,6 +287,13 @@
             const bad = (spec.series.find((s) => s.label === "5xx") || { raw: [] }).raw[idx] || 0;
             rows.push(`<div>failed: <b>${fmt(tot ? (100 * bad) / tot : 0)} %</b></div>`);
           }
+          const at = u.data[0][idx];
+          for (const b of state.bands || []) {
+            if (b.chart === spec.id && at >= b.from && at < b.to) {
+              const r = b.rule;
+              rows.push(`<div class="al">▮ alert ${escape(r.metric)} ${r.metric === "throughput_below" ? "<" : "≥"} ${fmt(r.threshold)} since ${escape(timeLabel(b.from))}</div>`);
+            }
+          }
           for (const e of eventsNear(u, state, idx, left)) {
             rows.push(`<div class="ev">◆ ${escape(e.kind)}: ${escape(e.text)}</div>`);
           }
@@ -305,7 +354,7 @@
           value: (u, v, si, i) => (i === null ? "–" : fmt((s.raw || s.values)[i])),
         })),
       ],
-      plugins: [markersPlugin(state), tooltipPlugin(spec, state), zoomPlugin(onZoom)],
+      plugins: [markersPlugin(spec, state), tooltipPlugin(spec, state), zoomPlugin(onZoom)],
     };
   }
 
@@ -347,5 +396,5 @@
     return { spec, u };
   }
 
-  window.DrainpipeCharts = { BUILD, grid, options, eventsStrip, visibleEvents, fmt, timeLabel, EVENT_COLORS };
+  window.DrainpipeCharts = { BUILD, grid, options, eventsStrip, visibleEvents, alertBands, fmt, timeLabel, EVENT_COLORS };
 })();

@@ -184,10 +184,21 @@
   }
 
   // The router and dyno families for a process type, and the window's events.
+  // Alert history of a little more than the view (its exact span comes with the answers).
+  function historyRange(q) {
+    if (q.get("start") && q.get("end")) {
+      return `start=${encodeURIComponent(q.get("start"))}&end=${encodeURIComponent(q.get("end"))}`;
+    }
+    const span = (WINDOWS[q.get("window")] || WINDOWS["2h"])[0] * 1000;
+    const end = Date.now() + 3600000;
+    return `start=${iso(end - span - 2 * 3600000)}&end=${iso(end)}`;
+  }
+
   function fetchFamilies(name, pt, q) {
     const base = `/api/v1/apps/${encodeURIComponent(name)}`;
     const range = rangeQuery(q);
     return Promise.all([
+      api(`${base}/alerts/history?${historyRange(q)}`).catch(() => ({ history: [] })),
       api(`${base}/events?${range.replace(/&step=\d+/, "")}`),
       ...FAMILIES.map(([, m]) => api(`${base}/metrics/${m}?${range}&process_type=${encodeURIComponent(pt)}`)),
     ]);
@@ -196,7 +207,7 @@
   async function fetchAll(name, pt, q, customs, families) {
     const base = `/api/v1/apps/${encodeURIComponent(name)}`;
     const range = rangeQuery(q);
-    const [[events, ...bodies], more] = await Promise.all([
+    const [[history, events, ...bodies], more] = await Promise.all([
       families || fetchFamilies(name, pt, q),
       Promise.all(customs.map((m) => api(`${base}/metrics/${m}?${range}&process_type=${encodeURIComponent(pt)}`))),
     ]);
@@ -206,7 +217,7 @@
       const s = body.series.find((x) => x.process_type === pt);
       points[metrics[i]] = s ? s.points : [];
     });
-    return { events: events.events, points, first: bodies[0] };
+    return { events: events.events, history: history.history, points, first: bodies[0] };
   }
 
   function specsOf(data, xs, step, customs) {
@@ -277,6 +288,7 @@
       const state = {
         startS: startMs / 1000, endS: endMs / 1000, stepS: step,
         xs: C.grid(startMs, endMs, step), events: C.visibleEvents(data.events, pt),
+        bands: C.alertBands(data.history, pt),
       };
       const specs = specsOf(data, state.xs, step, customs);
       const same = !first && view.charts.length === specs.length + 1 &&
