@@ -230,13 +230,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             up.run(config)
             return 0
-        if args.command in ROLES:
+        # `drainpipe alerts run` is the alerts role; `drainpipe alerts add ...` manages rules.
+        running_alerts = args.command == "alerts" and args.alerts_command == "run"
+        role = "alerts" if running_alerts else args.command
+        if role in ROLES and (role != "alerts" or running_alerts):
             logs.setup(args.log_level)
             tls = {k: getattr(args, k, None) for k in ("certfile", "keyfile")}
-            config = Config.from_env(os.environ, host=args.host, port=args.port, **tls)
+            dirs = {"data_dir": getattr(args, "data_dir", None)}
+            where = {k: getattr(args, k, None) for k in ("host", "port")}
+            config = Config.from_env(os.environ, **where, **tls, **dirs)
             from drainpipe.service import roles
 
-            roles.run(args.command, config)
+            roles.run(role, config)
             return 0
         config = Config.from_env(os.environ, data_dir=args.data_dir)
         if args.command == "simulate":

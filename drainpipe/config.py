@@ -101,7 +101,7 @@ def default_workers() -> int:
 
 
 # The scale-out roles, each a `drainpipe <role>` process (see docs/deploy.md).
-ROLES = ("ingress", "rollup", "sink", "retry", "api")
+ROLES = ("ingress", "rollup", "sink", "retry", "api", "alerts")
 
 
 @dataclass(frozen=True, slots=True)

@@ -101,6 +101,13 @@ class AlertState:
 
     # -- rules --------------------------------------------------------------------------
 
+    def version(self) -> int:
+        """A number that changes whenever the database changed (SQLite's data_version):
+        another process added or removed a rule, say."""
+        changes = self._conn().execute("PRAGMA data_version").fetchone()[0]
+        rules = self._conn().execute("SELECT COUNT(*), MAX(created_ms) FROM rules").fetchone()
+        return hash((changes, *rules))
+
     def add(self, rule: Rule, created_ms: int) -> None:
         with self._tx() as c:
             c.execute(

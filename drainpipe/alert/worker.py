@@ -25,13 +25,13 @@ from drainpipe.alert.rules import Rule
 from drainpipe.alert.state import AlertState, Outgoing, StoredRule
 from drainpipe.bus import Bus, Message, Position, TopicPartition
 from drainpipe.clock import SYSTEM, Clock
+from drainpipe.config import Config
 from drainpipe.model import EVENTS_TOPIC, MINUTE_MS, SUMMARY_TOPICS
 from drainpipe.telemetry.health import Stage
 
 log = logging.getLogger(__name__)
 
 ALERTS_GROUP = "alerts"
-RULES_REFRESH_S = 2.0
 CATCH_UP_MS = 24 * 3_600_000  # a stage down longer judges only the last day
 EVENTS_KEPT_MS = 3 * 3_600_000
 SHOWN_EVENT_KINDS = frozenset(
@@ -59,19 +59,27 @@ class AlertWorker:
         self._consumer = bus.consumer(ALERTS_GROUP)
         self._rules: dict[tuple[str, str, str], list[Rule]] = {}  # (owner, pt, family)
         self._all: list[StoredRule] = []
-        self._rules_at = float("-inf")
+        self._version: int | None = None
         self._events: dict[str, deque[dict[str, Any]]] = defaultdict(deque)
 
+    @classmethod
+    def of(cls, config: Config, bus: Bus, state: AlertState, clock: Clock = SYSTEM) -> AlertWorker:
+        """The alerts stage of a config: its delay, links and mail server."""
+        return cls(bus, state, clock, config.judge_delay_s, config.base_url, notify.smtp_of(config))
+
     def _refresh(self) -> None:
-        if self.clock.monotonic() - self._rules_at < RULES_REFRESH_S:
+        """Reload the rules when the alerts database changed. Called after each poll, so a
+        summary produced after a rule was added is never judged without that rule."""
+        version = self.state.version()
+        if version == self._version:
             return
+        self._version = version
         self._all = self.state.rules()
         by_key: dict[tuple[str, str, str], list[Rule]] = defaultdict(list)
         for stored in self._all:
             r = stored.rule
             by_key[r.owner, r.process_type, r.metric.family].append(r)
         self._rules = dict(by_key)
-        self._rules_at = self.clock.monotonic()
 
     def _take(self, messages: list[Message]) -> None:
         """Keep each message's minute values for the rules that read it."""
@@ -183,8 +191,8 @@ class AlertWorker:
         self._consumer.subscribe((*SUMMARY_TOPICS, EVENTS_TOPIC), on_assign, on_revoke)
         try:
             while not stop.is_set():
-                self._refresh()
                 got = self._consumer.poll(5000, 0.2)
+                self._refresh()
                 if got:
                     self._take(got)  # durable before the positions move
                     last: dict[TopicPartition, int] = {}

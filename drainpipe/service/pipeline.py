@@ -14,10 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from drainpipe.alert import notify
 from drainpipe.alert.state import AlertState
 from drainpipe.alert.worker import AlertWorker
-from drainpipe.bus import Bus
 from drainpipe.bus.embedded import EmbeddedBus
 from drainpipe.clock import SYSTEM, Clock
 from drainpipe.config import Config
@@ -80,7 +78,7 @@ class Pipeline:
         return SinkWorker(self.bus, self.store, self.metrics, clock=self.clock)
 
     def new_alerts(self) -> AlertWorker:
-        return alert_worker(self.config, self.bus, self.alert_state, self.clock)
+        return AlertWorker.of(self.config, self.bus, self.alert_state, self.clock)
 
     def http_app(self) -> ASGIApp:
         """The drain endpoint and API in this process (`--workers 0`); call it once.
@@ -182,10 +180,3 @@ class Pipeline:
         self.store.close()
         self.registry.close()
         self.alert_state.close()
-
-
-def alert_worker(config: Config, bus: Bus, state: AlertState, clock: Clock) -> AlertWorker:
-    """The alerts stage of a config: its delay, links and mail server."""
-    return AlertWorker(
-        bus, state, clock, config.judge_delay_s, config.base_url, notify.smtp_of(config)
-    )

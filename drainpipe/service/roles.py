@@ -1,4 +1,5 @@
-"""Scale-out process roles on Kafka and PostgreSQL: ingress, rollup, sink, retry, api.
+"""Scale-out process roles on Kafka and PostgreSQL: ingress, rollup, sink, retry, api,
+alerts.
 
 Each role is one process type (see the Procfile); scale a role by running more of it.
 Ingress and api are stateless HTTP servers behind a load balancer; rollup, sink and
@@ -12,6 +13,8 @@ import logging
 import threading
 from typing import TYPE_CHECKING
 
+from drainpipe.alert.state import AlertState
+from drainpipe.alert.worker import AlertWorker
 from drainpipe.config import ROLES, Config
 from drainpipe.ingest import native
 from drainpipe.ingest.acceptor import RECENT_FRAME_IDS, LocalAcceptor, recent_frames
@@ -85,6 +88,12 @@ def run(role: str, config: Config) -> None:
             acceptor = LocalAcceptor(bus.producer(), recent)
             ingress = Ingress(registry(config), acceptor, metrics, config)
             http.serve(http.app(metrics, ingress=ingress), lambda: None, config, metrics)
+        elif role == "alerts":
+            state = AlertState(config.alerts_path)
+            try:
+                AlertWorker.of(config, bus, state).run(until_signalled())
+            finally:
+                state.close()
         elif role == "rollup":
             RollupWorker(
                 bus,

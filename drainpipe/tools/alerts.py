@@ -1,9 +1,10 @@
-"""`drainpipe alerts add|list|remove|test`: an app's threshold rules, from the shell.
+"""`drainpipe alerts add|list|remove|test|run`: an app's threshold rules, from the shell.
 
 Rules live in the data directory's alerts database, which `drainpipe up` reads within
 seconds. `add` prints the rule as one JSON object, with the webhook's signing secret
 once (it is kept to sign, so it cannot be shown again: remove and add the rule for a
-new one). `test` sends a notice in state `test` on every channel of a rule, now.
+new one). `test` sends a notice in state `test` on every channel of a rule, now. `run`
+is the scale-out `alerts` role (see `service.roles`).
 """
 
 from __future__ import annotations
@@ -45,6 +46,13 @@ def add_parser(sub: Any) -> None:
     test = alerts_sub.add_parser("test", help="send a test notice on a rule's channels")
     test.add_argument("app")
     test.add_argument("id")
+    run = alerts_sub.add_parser(
+        "run",
+        help="scale-out role: summary topics into alert notices (needs KAFKA_BOOTSTRAP_SERVERS;"
+        " `drainpipe up` runs alerts itself)",
+    )
+    run.add_argument("--data-dir", type=Path, help="where alerts.sqlite is (./data)")
+    run.add_argument("--log-level", default="INFO")
     for command in (add, lst, rm, test):
         command.add_argument("--data-dir", type=Path)
         command.add_argument(
