@@ -97,10 +97,17 @@ class AlertsApi:
             email = body.get("email") or []
             if not all(isinstance(a, str) for a in email):
                 raise Problem(400, "field 'email' is a list of addresses")
+            try:
+                threshold = float(body["threshold"])
+            except OverflowError:
+                raise Problem(400, "field 'threshold' is too large") from None
+            sensitivity = body.get("sensitivity")
+            renotify = body.get("renotify")
             rule = make(
-                self.registry, app.name, body["metric"], float(body["threshold"]),
-                body.get("process_type") or "web", body.get("sensitivity") or 5,
-                body.get("renotify") or 60, body.get("webhook"), body.get("slack"), tuple(email),
+                self.registry, app.name, body["metric"], threshold,
+                body.get("process_type") or "web", 5 if sensitivity is None else sensitivity,
+                60 if renotify is None else renotify, body.get("webhook"), body.get("slack"),
+                tuple(email),
             )  # fmt: skip
             now = self.clock.now_ms()
             await run_in_threadpool(self.state.add, rule, now)

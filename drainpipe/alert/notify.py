@@ -5,8 +5,8 @@ A webhook body is JSON with `app, process_type, rule_id, metric, state, value,
 threshold, minute, dashboard_url` and the events of the rule's window; it is signed
 `X-Drainpipe-Signature: sha256=<hex HMAC-SHA256 of the body with the rule's secret>` and
 carries `X-Drainpipe-Delivery`, the same id on every try, so a receiver can drop a
-repeat. A receiver's 4xx is final (logged, not retried); a 5xx, a timeout or a refused
-connection is retried with backoff.
+repeat. A receiver's 4xx is final (logged, not retried), but for 408 and 429; a 5xx, a
+timeout or a refused connection is retried with backoff.
 """
 
 from __future__ import annotations
@@ -127,7 +127,7 @@ def _post(url: str, payload: bytes, headers: dict[str, str]) -> None:
             response.read()
     except urllib.error.HTTPError as exc:
         exc.close()  # its connection
-        if 400 <= exc.code < 500:
+        if 400 <= exc.code < 500 and exc.code not in (408, 429):  # those say "try later"
             raise Final4xx(f"{url} answered {exc.code}") from None
         raise
 
@@ -147,7 +147,9 @@ def webhook(rule: Rule, notice: dict[str, Any]) -> None:
 
 def slack(rule: Rule, notice: dict[str, Any]) -> None:
     """An incoming-webhook body (`text`), which Slack and its look-alikes take."""
-    payload = json.dumps({"text": f"{notice['text']} <{notice['dashboard_url']}|dashboard>"})
+    # Slack reads <...> as links and mentions: text from the app's logs must not be one.
+    shown = str(notice["text"]).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    payload = json.dumps({"text": f"{shown} <{notice['dashboard_url']}|dashboard>"})
     assert rule.slack is not None
     _post(rule.slack, payload.encode(), {"Content-Type": "application/json"})
 

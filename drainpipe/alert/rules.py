@@ -37,7 +37,10 @@ class Metric:
 
     `family` is the summary family; `below` means the condition is value < threshold
     (a floor), else value >= threshold; `counted` means a minute without a summary is
-    a minute with none of it (0), not a minute without data.
+    a minute with none of it (0), not a minute without data: only for the throughput
+    floor, which is there to notice traffic that stopped. An error code's count is 0 in
+    a minute with requests and none of that code, but no data in a minute without any,
+    so a firing error rule whose data stops says "no data", not "resolved".
     """
 
     spec: str  # as the user wrote it
@@ -84,7 +87,8 @@ def metric(spec: str) -> Metric:
         code = spec.removeprefix("errors:").upper()
         if not _CODE.match(code):
             raise RuleError(f"--metric {spec!r}: the code must be a router error like H12")
-        return Metric(f"errors:{code}", "router", code, "errors/min", counted=True)
+        code = f"H{int(code[1:]):02d}"  # as the rollup counts it: H5 and H005 are H05
+        return Metric(f"errors:{code}", "router", code, "errors/min")
     if spec.startswith("custom.@"):
         raise RuleError(f"--metric {spec!r}: names starting with @ are drainpipe's own")
     custom = _CUSTOM.match(spec)
@@ -94,7 +98,7 @@ def metric(spec: str) -> Metric:
             raise RuleError(
                 f"--metric {spec!r}: field {what!r} is not one of {', '.join(CUSTOM_FIELDS)}"
             )
-        return Metric(spec, f"custom.{name}", what, "", counted=what == "total")
+        return Metric(spec, f"custom.{name}", what, "")
     raise RuleError(f"--metric {spec!r} is not one of {METRIC_HELP}")
 
 

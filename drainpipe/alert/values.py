@@ -3,8 +3,8 @@
 The same numbers as the Metrics API serves for that minute: the p95 from the merged
 sketch, the failed share from the status counts, memory from the minute's highest
 `memory_total` against its quota. None means the minute has no data for the rule (no
-requests for a latency rule, no samples for memory); count-like metrics (requests,
-an error code, a custom `total`) read a minute without a summary as 0.
+requests for a latency rule, no samples for memory); the throughput floor reads a
+minute without a summary as 0 requests.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def _quantile(s: Summary, name: str, q: float) -> float | None:
 def _custom(s: Summary, field: str) -> float | None:
     if field == "total":
         counted = s.stats.get("count")
-        return 0.0 if counted is None else counted.sum
+        return None if counted is None else counted.sum
     if field.startswith("sample_"):
         sample = s.stats.get("sample")
         if sample is None:

@@ -6,8 +6,9 @@ positions are committed, so a restart reads again at most what it already has (a
 value is kept from the version of its summary with the most measurements, as the store
 keeps summaries). A minute is judged once it is closed: `delay_s` after its end, the
 lateness by default, so late data has landed; data later still counts from then on
-(see `evaluate`). Judging waits while the consumer is behind, so a restarted stage
-does not judge minutes whose summaries it has not read yet. Notices go out from the
+(see `evaluate`). Judging waits until the consumer has read to the end of its
+partitions (`Consumer.lag`), so a restarted stage does not judge minutes whose summaries
+it has not read yet; the delay covers a rollup that is a little behind. Notices go out from the
 outbox with retries; see `state` for what survives a crash.
 """
 
@@ -32,6 +33,7 @@ from drainpipe.telemetry.health import Stage
 log = logging.getLogger(__name__)
 
 ALERTS_GROUP = "alerts"
+LAG_CHECK_S = 2.0
 CATCH_UP_MS = 24 * 3_600_000  # a stage down longer judges only the last day
 EVENTS_KEPT_MS = 3 * 3_600_000
 SHOWN_EVENT_KINDS = frozenset(
@@ -60,6 +62,8 @@ class AlertWorker:
         self._rules: dict[tuple[str, str, str], list[Rule]] = {}  # (owner, pt, family)
         self._all: list[StoredRule] = []
         self._version: int | None = None
+        self._lag_ok = False
+        self._lag_at = float("-inf")
         self._events: dict[str, deque[dict[str, Any]]] = defaultdict(deque)
 
     @classmethod
@@ -88,6 +92,8 @@ class AlertWorker:
             if m.topic == EVENTS_TOPIC:
                 batch = codec.decode_events(m.value)
                 kept = self._events[batch.owner]
+                while kept and kept[0]["ts_ms"] < self.clock.now_ms() - EVENTS_KEPT_MS:
+                    kept.popleft()
                 for e in batch.events:
                     if e.kind in SHOWN_EVENT_KINDS:
                         kept.append({"t": notify.iso(e.ts_ms), "ts_ms": e.ts_ms, "kind": e.kind,
@@ -167,7 +173,7 @@ class AlertWorker:
             log.warning("alert.refused", extra={**where, "error": str(exc)})
             return
         except Exception as exc:
-            give_up = out.attempts + 1 >= len(notify.BACKOFF_S)
+            give_up = out.attempts >= len(notify.BACKOFF_S)
             wait_s = notify.BACKOFF_S[min(out.attempts, len(notify.BACKOFF_S) - 1)]
             self.state.retry(out.id, now_ms + wait_s * 1000, f"{exc}", give_up=give_up)
             log.warning(
@@ -178,6 +184,19 @@ class AlertWorker:
             return
         self.state.sent(out.id, now_ms)
         log.info("alert.sent", extra={**where, "minute": notify.iso(n.minute_ms)})
+
+    def _caught_up(self, got: list[Message]) -> bool:
+        """Whether every summary in the log so far has been read, so that closed minutes
+        can be judged: after a restart or a rebalance the first polls come back short or
+        empty long before that. Asked of the log at most every LAG_CHECK_S."""
+        if len(got) >= 5000 or self._consumer.behind:
+            self._lag_ok = False
+            return False
+        now = self.clock.monotonic()
+        if now - self._lag_at >= LAG_CHECK_S:
+            self._lag_at = now
+            self._lag_ok = self._consumer.lag() == 0
+        return self._lag_ok
 
     def run(self, stop: threading.Event) -> None:
         assigned: set[TopicPartition] = set()
@@ -201,7 +220,7 @@ class AlertWorker:
                     self._consumer.commit(
                         {tp: Position(o + 1) for tp, o in last.items() if tp in assigned}
                     )
-                caught_up = len(got) < 5000 and not self._consumer.behind
+                caught_up = self._caught_up(got)
                 if caught_up:
                     now = self.clock.now_ms()
                     self._judge(now)

@@ -81,6 +81,11 @@ class Consumer(Protocol):
         alone does not prove a consumer caught up); False when it cannot tell."""
         ...
 
+    def lag(self) -> int | None:
+        """Messages between this member's positions and the ends of its partitions, asked
+        of the log (a network round trip on Kafka); None while nothing is assigned."""
+        ...
+
     def close(self) -> None: ...
 
 

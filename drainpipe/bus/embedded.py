@@ -357,6 +357,9 @@ class EmbeddedConsumer:
         read can be less than asked for while much more is waiting)."""
         return bool(self._buffer) or self._pos < self.bus.wal.end
 
+    def lag(self) -> int | None:
+        return len(self._buffer) + max(0, self.bus.wal.end - self._pos)
+
     def commit(self, positions: Mapping[TopicPartition, Position]) -> None:
         self.bus.store_positions(self.group, positions)
 

@@ -173,3 +173,11 @@ def test_a_restart_from_the_saved_state_tells_the_same(
         saved, notices = judge(r, saved, T0 + i * MINUTE_MS, values)
         rest += notices
     assert first + rest == run(r, series)
+
+
+def test_a_firing_error_rule_whose_data_stops_says_no_data() -> None:
+    from drainpipe.alert import values
+
+    r = Rule("r", "shop", "o", rules.metric("errors:H12"), 5.0, sensitivity=1, renotify=1440)
+    minutes = [values.value(r.metric, None) for _ in range(3)]  # the drain broke
+    assert kinds(run(r, [9.0, *minutes])) == [(FIRING, 0), (NO_DATA, 1)]

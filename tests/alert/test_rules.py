@@ -22,11 +22,17 @@ def test_every_documented_metric_is_read() -> None:
         "error_rate": ("router", "error_rate", False, False),
         "memory_quota": ("dyno.memory", "memory_quota", False, False),
         "load": ("dyno.load", "load_avg_1m_max", False, False),
-        "errors:h12": ("router", "H12", False, True),
+        "errors:h12": ("router", "H12", False, False),
         "throughput_below": ("router", "requests", True, True),
         "custom.db.query:p95": ("custom.db.query", "p95", False, False),
-        "custom.orders:total": ("custom.orders", "total", False, True),
+        "custom.orders:total": ("custom.orders", "total", False, False),
     }
+
+
+def test_error_codes_are_named_as_the_rollup_counts_them() -> None:
+    assert [rules.metric(f"errors:{c}").field for c in ("H5", "h012", "H12", "H1234")] == [
+        "H05", "H12", "H12", "H1234",
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize(

@@ -165,13 +165,13 @@ def _history(tmp_path: Path) -> list[Any]:
         state.close()
 
 
-def test_a_receiver_4xx_is_final_and_a_5xx_is_retried(tmp_path: Path) -> None:
+def test_a_receiver_4xx_is_final_and_a_5xx_408_or_429_is_retried(tmp_path: Path) -> None:
     from drainpipe.alert.notify import Final4xx, webhook
     from drainpipe.alert.rules import Rule, metric
 
-    refusing, failing = Receiver(403), Receiver(503)
+    refusing, failing, busy = Receiver(403), Receiver(503), Receiver(429)
     try:
-        for receiver, error in ((refusing, Final4xx), (failing, Exception)):
+        for receiver, error in ((refusing, Final4xx), (failing, Exception), (busy, Exception)):
             rule = Rule("r", "shop", "o", metric("load"), 4, webhook=receiver.url)
             with pytest.raises(error) as raised:
                 webhook(rule, {"delivery": "r:test:0:webhook"})
@@ -179,3 +179,37 @@ def test_a_receiver_4xx_is_final_and_a_5xx_is_retried(tmp_path: Path) -> None:
     finally:
         refusing.close()
         failing.close()
+        busy.close()
+
+
+def test_a_failing_receiver_is_tried_once_and_then_once_per_backoff_step(tmp_path: Path) -> None:
+    from drainpipe.alert import notify
+    from drainpipe.alert.evaluate import Notice, State
+    from drainpipe.alert.state import AlertState
+    from drainpipe.alert.worker import AlertWorker
+    from drainpipe.bus.embedded import EmbeddedBus
+    from drainpipe.store.apps import sqlite_registry
+
+    failing = Receiver(503)
+    bus = EmbeddedBus(tmp_path / "bus", 2)
+    state = AlertState(tmp_path / "alerts.sqlite")
+    registry = sqlite_registry(tmp_path / "apps.sqlite")
+    try:
+        registry.create("shop")
+        rule = manage.make(registry, "shop", "load", 4, webhook=failing.url)
+        state.add(rule, T0)
+        state.judged(rule, State(), [Notice("firing", T0, 5.0, 4.0)], [], T0, 0)
+        worker = AlertWorker(bus, state, FixedClock(T0))
+        worker._refresh()
+        now = T0
+        for _ in range(10):
+            worker._deliver(now)
+            now += 3_600_000  # past any backoff step
+        assert len(failing.got) == 1 + len(notify.BACKOFF_S)
+        (given_up,) = state.history("shop", T0, T0 + MINUTE_MS)
+        assert given_up.sent_ms is None and given_up.error is not None
+    finally:
+        failing.close()
+        state.close()
+        registry.close()
+        bus.close()

@@ -187,3 +187,28 @@ def test_times_before_the_year_1000_are_written_with_four_digits(
     r = asyncio.run(client.get("/api/v1/apps/shop?end=0128-07-27T00:00:00Z", headers=auth))
     assert r.status_code == 200
     assert (r.json()["start"], r.json()["end"]) == ("0128-07-26T00:00:00Z", "0128-07-27T00:00:00Z")
+
+
+def test_a_rule_the_api_cannot_make_gets_a_400_that_says_why(
+    deployment: tuple[httpx.AsyncClient, dict[str, str]],
+) -> None:
+    client, tokens = deployment
+    auth = {"Authorization": f"Bearer {tokens['own:shop']}"}
+    cases = [
+        (b'{"metric": "load", "threshold": 1' + b"0" * 400 + b"}", "too large"),
+        (b'{"metric": "load", "threshold": 4, "sensitivity": 0}', "one of 1, 5 or 10"),
+        (b'{"metric": "load"}', "'threshold' is required"),
+        (b'{"metric": "load", "threshold": 4, "colour": "red"}', "unknown field 'colour'"),
+        (b"[1]", "a JSON object"),
+        (b"{", "not JSON"),
+    ]
+
+    async def check() -> list[tuple[int, str]]:
+        out = []
+        for body, _ in cases:
+            r = await client.post("/api/v1/apps/shop/alerts", content=body, headers=auth)
+            out.append((r.status_code, r.json()["error"]))
+        return out
+
+    for (status, error), (_, want) in zip(asyncio.run(check()), cases, strict=True):
+        assert status == 400 and want in error, error

@@ -132,6 +132,7 @@ def test_a_token_in_the_fragment_signs_in_and_leaves_the_address_bar(page: Page)
     # An app's own token reads only that app, in the page as in the API.
     page.page.goto(page.site.url + "/apps/blog")
     page.page.wait_for_function("() => document.body.dataset.state === 'error'")
+    page.page.wait_for_load_state("networkidle")  # the charts asked for with it are refused too
     assert all("403" in e for e in page.errors), page.errors
     page.errors.clear()
     assert "may not read" in page.text("#status") or "is for app" in page.text("#status")

@@ -302,6 +302,27 @@ class KafkaConsumer:
         """Not known without asking the brokers for end offsets; a short poll stands."""
         return False
 
+    def lag(self) -> int | None:
+        """Messages from this member's positions (its commits where it has fetched
+        nothing yet) to the high watermarks of its partitions, asked of the brokers."""
+        parts = self._consumer.assignment()
+        if not parts:
+            return None
+        total = 0
+        try:
+            for tp in self._consumer.position(parts):
+                low, high = self._consumer.get_watermark_offsets(
+                    KafkaPartition(tp.topic, tp.partition), timeout=self._bus.timeout_s
+                )
+                at = tp.offset
+                if at < 0:
+                    known = self._known.get((tp.topic, tp.partition))
+                    at = known.offset if known is not None and known.offset is not None else low
+                total += max(0, high - at)
+        except KafkaException as exc:
+            raise BusUnavailable(f"group {self._group_id}: cannot read end offsets: {exc}") from exc
+        return total
+
     def close(self) -> None:
         """Leave the group (on_revoke runs and may commit)."""
         if self._closed:

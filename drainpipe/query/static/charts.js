@@ -185,15 +185,21 @@
   // no data), or to the window's end while it lasts.
   function alertBands(history, processType) {
     const open = new Map();
+    const seen = new Set();
     const bands = [];
     for (const h of history || []) {
       if (processType && h.process_type !== processType) continue;
       const key = h.rule_id;
-      if (h.state === "firing") open.set(key, h);
-      else if ((h.state === "resolved" || h.state === "no_data") && open.has(key)) {
-        const f = open.get(key);
+      const first = !seen.has(key);
+      seen.add(key);
+      // A rule whose first notice here is a reminder or an end was firing before the
+      // history starts: its band starts with it.
+      if (h.state === "firing" || (first && h.state === "reminder")) {
+        if (!open.has(key)) open.set(key, h.state === "firing" ? h : { ...h, minute_ms: -Infinity });
+      } else if (h.state === "resolved" || h.state === "no_data") {
+        const f = open.get(key) || (first ? { ...h, minute_ms: -Infinity } : null);
         open.delete(key);
-        bands.push({ chart: chartOfRule(f.metric), from: f.minute_ms / 1000, to: h.minute_ms / 1000 + 60, rule: f, end: h.state });
+        if (f) bands.push({ chart: chartOfRule(f.metric), from: f.minute_ms / 1000, to: h.minute_ms / 1000 + 60, rule: f, end: h.state });
       }
     }
     for (const f of open.values()) {
@@ -213,7 +219,7 @@
           ctx.fillStyle = "rgba(192, 54, 44, 0.10)";
           for (const b of state.bands || []) {
             if (b.chart !== spec.id) continue;
-            const x0 = Math.max(u.bbox.left, u.valToPos(b.from, "x", true));
+            const x0 = Math.max(u.bbox.left, u.valToPos(Math.max(b.from, state.startS), "x", true));
             const x1 = Math.min(u.bbox.left + u.bbox.width, u.valToPos(Math.min(b.to, state.endS), "x", true));
             if (x1 <= x0) continue;
             ctx.fillRect(x0, top, x1 - x0, height);
@@ -291,7 +297,7 @@
           for (const b of state.bands || []) {
             if (b.chart === spec.id && at >= b.from && at < b.to) {
               const r = b.rule;
-              rows.push(`<div class="al">▮ alert ${escape(r.metric)} ${r.metric === "throughput_below" ? "<" : "≥"} ${fmt(r.threshold)} since ${escape(timeLabel(b.from))}</div>`);
+              rows.push(`<div class="al">▮ alert ${escape(r.metric)} ${r.metric === "throughput_below" ? "<" : "≥"} ${fmt(r.threshold)} ${Number.isFinite(b.from) ? `since ${escape(timeLabel(b.from))}` : "(since before this view)"}</div>`);
             }
           }
           for (const e of eventsNear(u, state, idx, left)) {

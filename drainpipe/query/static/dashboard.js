@@ -15,7 +15,7 @@
   const statusEl = document.getElementById("status");
   const crumbs = document.getElementById("crumbs");
   const signOut = document.getElementById("sign-out");
-  const view = { charts: [], timer: null, loads: 0 };
+  const view = { charts: [], timer: null, loads: 0, generation: 0 };
   window.drainpipe = view; // what is on screen, for tests and the curious
 
   class HttpError extends Error {
@@ -250,6 +250,8 @@
   }
 
   async function appView(name) {
+    const mine = view.generation;
+    const stale = () => mine !== view.generation;
     crumbs.textContent = "";
     crumbs.append(el("a", { href: "/" }, "apps"), " / ", name);
     const q = params();
@@ -259,12 +261,13 @@
     const early = fetchFamilies(name, guess, q);
     early.catch(() => {}); // its failure is reported if it is used
     const catalogue = await api(`/api/v1/apps/${encodeURIComponent(name)}`);
+    if (stale()) return;
     main.textContent = "";
     if (!catalogue.process_types.length) {
       main.append(emptyState(name));
       document.body.dataset.state = "ready";
       say("waiting for data");
-      view.timer = setInterval(() => { if (!document.hidden) route(); }, REFRESH_MS);
+      if (!stale()) view.timer = setInterval(() => { if (!document.hidden) route(); }, REFRESH_MS);
       return;
     }
     const pts = catalogue.process_types;
@@ -282,6 +285,7 @@
     const load = async (first) => {
       const data = await fetchAll(name, pt, q, customs, prefetched);
       prefetched = null;
+      if (stale()) return;
       const startMs = Date.parse(data.first.start);
       const endMs = Date.parse(data.first.end);
       const step = data.first.step;
@@ -314,7 +318,7 @@
       say(`${live ? "live · " : ""}updated ${new Date().toLocaleTimeString()}`);
     };
     await load(true);
-    if (live) {
+    if (live && !stale()) {
       view.timer = setInterval(() => {
         if (!document.hidden) load(false).catch(failed);
       }, REFRESH_MS);
@@ -323,6 +327,7 @@
 
   async function route() {
     stop();
+    view.generation += 1; // a view still loading from before sees it is stale and stops
     takeFragmentToken();
     if (!token()) return showSignIn();
     signOut.hidden = false;
