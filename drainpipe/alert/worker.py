@@ -29,6 +29,7 @@ from drainpipe.clock import SYSTEM, Clock
 from drainpipe.config import Config
 from drainpipe.model import EVENTS_TOPIC, MINUTE_MS, SUMMARY_TOPICS
 from drainpipe.telemetry.health import Stage
+from drainpipe.telemetry.metrics import SelfMetrics
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ class AlertWorker:
         delay_s: float = 300.0,
         base_url: str = "http://127.0.0.1:5000",
         smtp: notify.Smtp | None = None,
+        metrics: SelfMetrics | None = None,
     ) -> None:
         self.bus = bus
         self.state = state
@@ -57,6 +59,7 @@ class AlertWorker:
         self.delay_ms = int(delay_s * 1000)
         self.base_url = base_url
         self.smtp = smtp
+        self.metrics = metrics or SelfMetrics()
         self.stage: Stage | None = None
         self._consumer = bus.consumer(ALERTS_GROUP)
         self._rules: dict[tuple[str, str, str], list[Rule]] = {}  # (owner, pt, family)
@@ -67,9 +70,17 @@ class AlertWorker:
         self._events: dict[str, deque[dict[str, Any]]] = defaultdict(deque)
 
     @classmethod
-    def of(cls, config: Config, bus: Bus, state: AlertState, clock: Clock = SYSTEM) -> AlertWorker:
+    def of(
+        cls,
+        config: Config,
+        bus: Bus,
+        state: AlertState,
+        clock: Clock = SYSTEM,
+        metrics: SelfMetrics | None = None,
+    ) -> AlertWorker:
         """The alerts stage of a config: its delay, links and mail server."""
-        return cls(bus, state, clock, config.judge_delay_s, config.base_url, notify.smtp_of(config))
+        smtp = notify.smtp_of(config)
+        return cls(bus, state, clock, config.judge_delay_s, config.base_url, smtp, metrics)
 
     def _refresh(self) -> None:
         """Reload the rules when the alerts database changed. Called after each poll, so a
@@ -170,12 +181,15 @@ class AlertWorker:
             notify.send(out.channel, rule, body, self.smtp)
         except notify.Final4xx as exc:
             self.state.retry(out.id, now_ms, str(exc), give_up=True)
+            self.metrics.alert_notices.labels(out.channel, "refused").inc()
             log.warning("alert.refused", extra={**where, "error": str(exc)})
             return
         except Exception as exc:
             give_up = out.attempts >= len(notify.BACKOFF_S)
             wait_s = notify.BACKOFF_S[min(out.attempts, len(notify.BACKOFF_S) - 1)]
             self.state.retry(out.id, now_ms + wait_s * 1000, f"{exc}", give_up=give_up)
+            outcome = "given_up" if give_up else "retried"
+            self.metrics.alert_notices.labels(out.channel, outcome).inc()
             log.warning(
                 "alert.send_failed",
                 extra={**where, "error": f"{type(exc).__name__}: {exc}",
@@ -183,6 +197,7 @@ class AlertWorker:
             )  # fmt: skip
             return
         self.state.sent(out.id, now_ms)
+        self.metrics.alert_notices.labels(out.channel, "sent").inc()
         log.info("alert.sent", extra={**where, "minute": notify.iso(n.minute_ms)})
 
     def _caught_up(self, got: list[Message]) -> bool:

@@ -78,7 +78,7 @@ class Pipeline:
         return SinkWorker(self.bus, self.store, self.metrics, clock=self.clock)
 
     def new_alerts(self) -> AlertWorker:
-        return AlertWorker.of(self.config, self.bus, self.alert_state, self.clock)
+        return AlertWorker.of(self.config, self.bus, self.alert_state, self.clock, self.metrics)
 
     def http_app(self) -> ASGIApp:
         """The drain endpoint and API in this process (`--workers 0`); call it once.

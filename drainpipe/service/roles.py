@@ -91,7 +91,7 @@ def run(role: str, config: Config) -> None:
         elif role == "alerts":
             state = AlertState(config.alerts_path)
             try:
-                AlertWorker.of(config, bus, state).run(until_signalled())
+                AlertWorker.of(config, bus, state, metrics=metrics).run(until_signalled())
             finally:
                 state.close()
         elif role == "rollup":

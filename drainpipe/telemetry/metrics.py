@@ -97,6 +97,13 @@ class SelfMetrics:
             ["stage"],
             registry=r,
         )
+        self.alert_notices = Counter(
+            "drainpipe_alert_notices",
+            "Alert notices by channel and outcome: sent, retried (a try failed and another "
+            "is due), given_up (every try failed) or refused (a 4xx: not tried again)",
+            ["channel", "outcome"],
+            registry=r,
+        )
         self.open_windows = Gauge(
             "drainpipe_rollup_open_windows",
             "Rollup windows held in memory",

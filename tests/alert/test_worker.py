@@ -206,6 +206,9 @@ def test_a_failing_receiver_is_tried_once_and_then_once_per_backoff_step(tmp_pat
             worker._deliver(now)
             now += 3_600_000  # past any backoff step
         assert len(failing.got) == 1 + len(notify.BACKOFF_S)
+        counted = worker.metrics.render().decode()
+        assert 'drainpipe_alert_notices_total{channel="webhook",outcome="retried"} 5.0' in counted
+        assert 'drainpipe_alert_notices_total{channel="webhook",outcome="given_up"} 1.0' in counted
         (given_up,) = state.history("shop", T0, T0 + MINUTE_MS)
         assert given_up.sent_ms is None and given_up.error is not None
     finally:
