@@ -329,6 +329,16 @@
     };
   }
 
+  // Values with no neighbour draw no line: a dot shows them (the first minute of an app).
+  function isolated(u, si) {
+    const d = u.data[si];
+    const out = [];
+    for (let i = 0; i < d.length; i++) {
+      if (d[i] != null && d[i - 1] == null && d[i + 1] == null) out.push(i);
+    }
+    return out;
+  }
+
   function options(spec, state, width, height, onZoom) {
     return {
       width, height,
@@ -356,7 +366,7 @@
         ...spec.series.map((s) => ({
           label: s.label, stroke: s.stroke, width: s.width, dash: s.dash, fill: s.fill,
           show: s.show !== false,
-          points: s.points, spanGaps: false,
+          points: s.points || { show: true, size: 5, filter: isolated }, spanGaps: false,
           value: (u, v, si, i) => (i === null ? "–" : fmt((s.raw || s.values)[i])),
         })),
       ],
