@@ -18,11 +18,12 @@ from drainpipe.model import iso as iso  # the API's times
 Point = dict[str, float | int | str | None]
 
 
-def _latency(s: Summary) -> Point | None:
-    st = s.stats.get("service_ms")
+def _distribution(s: Summary, name: str) -> Point | None:
+    """count, mean, min, max and quantiles of a sketched column (a time, in ms)."""
+    st = s.stats.get(name)
     if st is None:
         return None
-    sk = s.sketches.get("service_ms", sketch.EMPTY)
+    sk = s.sketches.get(name, sketch.EMPTY)
     p50, p95, p99 = sketch.quantiles(sk, (0.5, 0.95, 0.99), lo=st.min, hi=st.max)
     return {
         "count": st.count,
@@ -33,24 +34,15 @@ def _latency(s: Summary) -> Point | None:
         "p95": p95,
         "p99": p99,
     }
+
+
+def _latency(s: Summary) -> Point | None:
+    return _distribution(s, "service_ms")
 
 
 def _connect(s: Summary) -> Point | None:
     """The router's time to connect to a dyno: what queue-time autoscalers watch."""
-    st = s.stats.get("connect_ms")
-    if st is None:
-        return None
-    sk = s.sketches.get("connect_ms", sketch.EMPTY)
-    p50, p95, p99 = sketch.quantiles(sk, (0.5, 0.95, 0.99), lo=st.min, hi=st.max)
-    return {
-        "count": st.count,
-        "mean": accum.mean(st),
-        "min": st.min,
-        "max": st.max,
-        "p50": p50,
-        "p95": p95,
-        "p99": p99,
-    }
+    return _distribution(s, "connect_ms")
 
 
 def _bytes(s: Summary) -> Point | None:
