@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 ALERTS_GROUP = "alerts"
 LAG_CHECK_S = 2.0
+SEND_EVERY_S = 0.5
 CATCH_UP_MS = 24 * 3_600_000  # a stage down longer judges only the last day
 EVENTS_KEPT_MS = 3 * 3_600_000
 SHOWN_EVENT_KINDS = frozenset(
@@ -223,6 +224,12 @@ class AlertWorker:
             assigned.difference_update(parts)
 
         self._consumer.subscribe((*SUMMARY_TOPICS, EVENTS_TOPIC), on_assign, on_revoke)
+        # Sending waits on receivers (10 s each at worst): in its own thread, so a dead
+        # receiver delays neither reading the log (Kafka evicts a member that stops
+        # polling) nor judging; the outbox in the database is what the two share.
+        halt = threading.Event()
+        sender = threading.Thread(target=self._send_loop, args=(stop, halt), name="alerts-send")
+        sender.start()
         try:
             while not stop.is_set():
                 got = self._consumer.poll(5000, 0.2)
@@ -237,10 +244,21 @@ class AlertWorker:
                     )
                 caught_up = self._caught_up(got)
                 if caught_up:
-                    now = self.clock.now_ms()
-                    self._judge(now)
-                    self._deliver(now)
+                    self._judge(self.clock.now_ms())
                 if self.stage is not None:
                     self.stage.beat(caught_up=caught_up)
         finally:
+            halt.set()  # the sender stops with this loop, also when it raised
+            sender.join(timeout=2 * notify.TIMEOUT_S)
             self._consumer.close()
+
+    def _send_loop(self, stop: threading.Event, halt: threading.Event) -> None:
+        try:
+            while not (halt.wait(SEND_EVERY_S) or stop.is_set()):
+                try:
+                    self._deliver(self.clock.now_ms())
+                except Exception:
+                    # The outbox keeps the notice: the next round tries again.
+                    log.exception("alert.deliver_failed")
+        finally:
+            self.state.close()  # this thread's connection

@@ -33,14 +33,16 @@ T0 = 1_795_017_600_000  # a minute's start
 class Receiver:
     """A webhook receiver on 127.0.0.1 that keeps what it was sent."""
 
-    def __init__(self, status: int = 200) -> None:
+    def __init__(self, status: int = 200, delay_s: float = 0.0) -> None:
         self.got: list[tuple[dict[str, str], bytes]] = []
         self.status = status
+        self.delay_s = delay_s
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
+                time.sleep(outer.delay_s)
                 outer.got.append(({k.lower(): v for k, v in self.headers.items()}, body))
                 self.send_response(outer.status)
                 self.end_headers()
@@ -216,3 +218,26 @@ def test_a_failing_receiver_is_tried_once_and_then_once_per_backoff_step(tmp_pat
         state.close()
         registry.close()
         bus.close()
+
+
+def test_a_slow_receiver_holds_up_neither_reading_nor_judging(tmp_path: Path) -> None:
+    slow = Receiver(delay_s=6.0)
+    clock = FixedClock(T0)
+    p = start(tmp_path, clock)
+    try:
+        app = p.registry.create("shop")
+        rule = manage.make(p.registry, "shop", "latency_p95", 500, sensitivity=1, webhook=slow.url)
+        p.alert_state.add(rule, T0)
+        feed(p, app.drain_secret, 0, 900)
+        _wait(lambda: seen(p, rule.id, 0), "minute 0 read")
+        feed(p, app.drain_secret, 1, 900)  # minute 0 is judged: its notice goes out, slowly
+        _wait(lambda: judged(p, rule.id, 0), "minute 0 judged")
+        started = time.monotonic()
+        for minute in (2, 3):
+            feed(p, app.drain_secret, minute, 900)
+            _wait(lambda m=minute: judged(p, rule.id, m - 1), f"minute {minute - 1} judged")
+        assert time.monotonic() - started < 5 and slow.got == []  # the send still waits
+        _wait(lambda: len(slow.got) == 1, "the notice, once the receiver answers")
+    finally:
+        p.stop()
+        slow.close()
