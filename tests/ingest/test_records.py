@@ -319,3 +319,14 @@ def test_router_batches_written_before_connect_and_bytes_still_decode() -> None:
     assert np.isnan(columns["connect_ms"]).all() and np.isnan(columns["bytes"]).all()
     with pytest.raises(codec.DecodeError, match="batch has 3 columns, schema has 6"):
         codec.decode_batch(ROUTER, msgspec.msgpack.encode(RawBatch("app1", "web", old[:3])))
+
+
+def test_a_runtime_line_with_a_nil_procid_is_read_as_the_per_line_parser_reads_it() -> None:
+    """Found by the fuzzer: `heroku - source=web.1 dyno=... sample#...` has a nil procid
+    and its source in the MSGID slot; the bulk reader took `-` for a process type."""
+    line = (
+        b"<45>1 2026-11-18T16:00:00.000000+00:00 host heroku - source=web.1 "
+        b"dyno=heroku.1234.8f6b5b7e sample#load_avg_1m=0.30 sample#load_avg_5m=1.06 "
+        b"sample#load_avg_15m=0.99\n"
+    )
+    same([line, load(T, "web.1", 0.5).encode()], T + 1000)

@@ -39,12 +39,13 @@ from drainpipe.model import FloatArray, IntArray
 _NUMBER: Final = rb"([0-9]++(?:\.[0-9]*+|)|\.[0-9]++)"
 _SIZE: Final = _NUMBER + rb"([KkMmGg]?[Bb]|)"
 _PAGES: Final = rb"(?:[0-9]++(?:\.[0-9]*+|)|\.[0-9]++)(?:[Pp][Aa][Gg][Ee][Ss]|)"
+# A nil procid (`-`) is left to the per-line parser, which knows it names no dyno.
 # Procid and source are limited to the characters of dyno names, which decode the same
 # way in every codec path and hold no whitespace; the dyno value to printable ASCII
 # without `"`, so logfmt reads it as one bare value like this pattern does. Router and
 # logplex lines go elsewhere in parse_message whatever their text says.
 _RUNTIME: Final = (
-    rb"[^ \n]++ heroku (?!(?:router|logplex) )([A-Za-z0-9_.-]++) [^ \n]++ "
+    rb"[^ \n]++ heroku (?!(?:router|logplex) )(?!- )([A-Za-z0-9_.-]++) [^ \n]++ "
     rb"(?:source=([A-Za-z0-9_.-]*+) |)(?:dyno=[!#-~]*+ |)"
     rb"(?:sample#memory_total=" + _SIZE + rb" sample#memory_rss=" + _SIZE
     + rb" sample#memory_cache=" + _SIZE + rb" sample#memory_swap=" + _SIZE

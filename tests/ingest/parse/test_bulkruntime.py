@@ -108,6 +108,8 @@ def test_usual_runtime_lines_are_read_in_bulk(
         dyno(SOURCE + LOAD, ts=b"2026-02-30T10:00:00.042+00:00"),
         dyno(SOURCE + LOAD, procid=b"router"),
         dyno(SOURCE + LOAD, procid=b"logplex"),
+        # a nil procid (tests/ingest/test_records.py has the fuzzer's case of it)
+        dyno(SOURCE + LOAD, procid=b"-"),
         # not a runtime-metrics line at all
         dyno(b"State changed from starting to up"),
     ],
