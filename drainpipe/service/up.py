@@ -31,7 +31,7 @@ def run(config: Config) -> None:
     sock = http_pool.reserve(config.host, config.port) if config.workers else None
     pipeline = Pipeline(config)
     pipeline.start_stages()
-    url = dashboard_url(config)
+    url = config.base_url + "/"  # the dashboard
     if sock is None:
         log.info(
             "drainpipe.up",
@@ -75,11 +75,6 @@ def run(config: Config) -> None:
         pipeline.stop()
         shutil.rmtree(run_dir, ignore_errors=True)
         log.info("drainpipe.stopped")
-
-
-def dashboard_url(config: Config) -> str:
-    """Where a browser on this machine finds the dashboard."""
-    return config.base_url + "/"
 
 
 def _announce(url: str) -> None:

@@ -83,6 +83,17 @@ class Roles:
             pytest.fail("\n".join(stuck))
 
 
+def post_until_accepted(ingress: drains.Server, secret: str, lines: list[str]) -> int:
+    """POST lines as Logplex does while a role starts (it retries a 503); the last answer."""
+    code = 0
+    for _ in range(100):
+        code = ingress.post(secret, drains.body(lines), len(lines))
+        if code == 204:
+            break
+        time.sleep(0.1)
+    return code
+
+
 def wait_http(url: str, roles: Roles, timeout_s: float = 60) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

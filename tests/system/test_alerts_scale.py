@@ -12,7 +12,7 @@ import time
 
 from tests.alert.test_worker import Receiver
 from tests.support import drains
-from tests.support.roles import Deployment, wait_http
+from tests.support.roles import Deployment, post_until_accepted, wait_http
 
 
 def test_the_alerts_role_fires_once_across_a_kill_9(deployment: Deployment) -> None:
@@ -42,13 +42,7 @@ def test_the_alerts_role_fires_once_across_a_kill_9(deployment: Deployment) -> N
         rule = json.loads(added.stdout)
         now = int(time.time() * 1000)
         lines = [drains.router(now - 5000 + i * 50, 900, 200) for i in range(40)]
-        code = 0
-        for _ in range(100):
-            code = ingress.post(shop["drain_secret"], drains.body(lines), len(lines))
-            if code == 204:
-                break
-            time.sleep(0.1)
-        assert code == 204
+        assert post_until_accepted(ingress, shop["drain_secret"], lines) == 204
         deadline = time.monotonic() + 60
         while not receiver.got and time.monotonic() < deadline:
             time.sleep(0.2)

@@ -11,7 +11,7 @@ import pytest
 
 from drainpipe.store.shards import ShardRing
 from tests.support import drains
-from tests.support.roles import Deployment
+from tests.support.roles import Deployment, post_until_accepted
 from tests.system.test_end_to_end import Point, iso, points
 
 MIN = 60_000
@@ -51,13 +51,7 @@ def test_roles_on_kafka_and_two_shards_survive_a_sink_kill_and_a_shard_outage(
                     lines.append(drains.memory(ms, f"{pt}.1", total, total * 0.9, 0.0, 512.0))
                     expected[(a["name"], pt, ms - ms % MIN)].append(total)
             for i in range(0, len(lines), 100):
-                chunk = lines[i : i + 100]
-                code = 0
-                for _ in range(100):
-                    code = ingress.post(a["drain_secret"], drains.body(chunk), len(chunk))
-                    if code == 204:
-                        break
-                    time.sleep(0.1)
+                code = post_until_accepted(ingress, a["drain_secret"], lines[i : i + 100])
                 assert code == 204, roles.log("ingress")[-2000:]
 
     post_phase(0)
