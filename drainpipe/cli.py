@@ -12,6 +12,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from drainpipe.alert.rules import RuleError
+from drainpipe.clock import SYSTEM
 from drainpipe.config import ROLES, Config, ConfigError
 from drainpipe.store.apps import AppError, AppRegistry, postgres_registry, sqlite_registry
 from drainpipe.telemetry import logs
@@ -211,6 +212,7 @@ def _tokens(registry: AppRegistry, args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        SYSTEM.now_ms()  # a bad DRAINPIPE_CLOCK_FILE fails here, not later inside a stage
         if args.command == "up":
             logs.setup(args.log_level)
             config = Config.from_env(

@@ -6,12 +6,20 @@ API's default window ends now. Such comparisons hold only if every party reads t
 clock, and a test can fix the date only if nothing reads the wall clock behind it. So
 every part that needs the time takes a `Clock` (the real one, `SYSTEM`, by default), and
 this is the only module that reads the system's clocks.
+
+`DRAINPIPE_CLOCK_FILE` swaps the wall clock of a whole process (and of every process
+started with it) for the time written in a file, so time-driven behaviour that spans
+processes, such as alerts judged minute by minute, can be rehearsed in seconds: write
+the next time into the file and every stage sees it at once.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+from datetime import datetime
+from pathlib import Path
 from typing import Final, Protocol
 
 
@@ -33,7 +41,50 @@ class SystemClock:
         return time.monotonic()
 
 
-SYSTEM: Final = SystemClock()
+class FileClock:
+    """Wall time read from a file on every call: epoch milliseconds, or an ISO 8601 time
+    (`2026-12-06T10:00:00Z`). Monotonic time is the machine's, so timeouts still pass."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def now_ms(self) -> int:
+        try:
+            raw = self.path.read_text().strip()
+        except OSError as exc:
+            raise ClockFileError(
+                f"DRAINPIPE_CLOCK_FILE={self.path}: cannot read it ({exc.strerror}); write "
+                "the time into it (epoch ms or ISO 8601), or unset it for the system clock"
+            ) from None
+        if raw.isdigit():
+            return int(raw)
+        try:
+            moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        except ValueError:
+            raise ClockFileError(
+                f"DRAINPIPE_CLOCK_FILE={self.path} holds {raw[:40]!r}: write epoch "
+                "milliseconds or an ISO 8601 time with a zone (2026-12-06T10:00:00Z)"
+            ) from None
+        if moment.tzinfo is None:
+            raise ClockFileError(
+                f"DRAINPIPE_CLOCK_FILE={self.path} holds {raw!r} without a zone: add Z or +00:00"
+            )
+        return int(moment.timestamp() * 1000)
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+
+class ClockFileError(RuntimeError):
+    pass
+
+
+def _process_clock() -> Clock:
+    path = os.environ.get("DRAINPIPE_CLOCK_FILE")
+    return FileClock(Path(path)) if path else SystemClock()
+
+
+SYSTEM: Final[Clock] = _process_clock()  # the process's clock: the machine's or the file's
 
 
 class FixedClock:

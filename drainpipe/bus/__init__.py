@@ -82,8 +82,10 @@ class Consumer(Protocol):
         ...
 
     def lag(self) -> int | None:
-        """Messages between this member's positions and the ends of its partitions, asked
-        of the log (a network round trip on Kafka); None while nothing is assigned."""
+        """What is left between this member's positions and the ends of its partitions,
+        asked of the log (a network round trip on Kafka): 0 exactly when all of it has
+        been read, else messages on Kafka and bytes of the shared log on the embedded
+        bus; None while nothing is assigned."""
         ...
 
     def close(self) -> None: ...
