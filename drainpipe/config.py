@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -36,6 +37,20 @@ def _float(env: Mapping[str, str], name: str, default: float, lo: float, hi: flo
     if not lo <= value <= hi:
         raise ConfigError(f"{name}={value} is outside {lo}..{hi}")
     return value
+
+
+def _nets(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    found = []
+    for item in (env.get(name) or "").replace(" ", ",").split(","):
+        if item:
+            try:
+                found.append(str(ipaddress.ip_network(item, strict=False)))
+            except ValueError:
+                raise ConfigError(
+                    f"{name} entry {item!r} is not a network: give addresses or CIDR "
+                    "networks, comma-separated (10.0.0.0/8,127.0.0.1)"
+                ) from None
+    return tuple(found)
 
 
 def _path(env: Mapping[str, str], name: str) -> Path | None:
@@ -151,6 +166,8 @@ class Config:
     smtp_user: str | None = None
     smtp_password: str | None = None
     smtp_from: str = "drainpipe@localhost"
+    # Private networks webhooks may go to (CIDR); by default only public addresses.
+    alert_allow_nets: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], **flags: object) -> Config:
@@ -197,6 +214,7 @@ class Config:
             smtp_user=env.get("DRAINPIPE_SMTP_USER") or None,
             smtp_password=env.get("DRAINPIPE_SMTP_PASSWORD") or None,
             smtp_from=env.get("DRAINPIPE_SMTP_FROM") or "drainpipe@localhost",
+            alert_allow_nets=_nets(env, "DRAINPIPE_ALERT_ALLOW_NETS"),
         )
         if values["alert_delay_s"] == -1:
             values["alert_delay_s"] = None

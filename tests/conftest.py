@@ -20,6 +20,9 @@ from drainpipe.store.sqlite import SqliteStore
 from tests.support.kafka_broker import CLIENT_TUNING, TansuBroker
 from tests.support.roles import deployment  # noqa: F401 (a fixture, for every test module)
 
+# The tests' webhook receivers listen on 127.0.0.1, which notices may reach only when the
+# operator allows it; the processes tests start inherit this. Tests of the policy unset it.
+os.environ.setdefault("DRAINPIPE_ALERT_ALLOW_NETS", "127.0.0.0/8")
 PG_ADMIN_DSN = os.environ.get(
     "DRAINPIPE_TEST_PG", "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
 )

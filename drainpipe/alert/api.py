@@ -1,7 +1,9 @@
 """The alerts API: an app's rules (list, create, remove) and the history of its notices.
 
-Same tokens as the Metrics API (`store.access`): a token that reads an app manages its
-rules. A created rule's webhook secret is in the answer to its creation only.
+Same tokens as the Metrics API (`store.access`): a token that reads an app reads its
+rules (receiver URLs masked) and history; creating and removing rules takes the app's own
+API token, as team tokens only read. A created rule's webhook secret is in the answer
+to its creation only.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from drainpipe.alert import targets
 from drainpipe.alert.manage import make, shown
 from drainpipe.alert.rules import RuleError
 from drainpipe.alert.state import AlertState, Outgoing
@@ -41,23 +44,34 @@ class Problem(Exception):
 
 
 class AlertsApi:
-    def __init__(self, registry: AppRegistry, state: AlertState, clock: Clock = SYSTEM) -> None:
+    def __init__(
+        self,
+        registry: AppRegistry,
+        state: AlertState,
+        clock: Clock = SYSTEM,
+        nets: tuple[targets.Network, ...] = (),
+    ) -> None:
         self.registry = registry
         self.state = state
         self.clock = clock
+        self.nets = nets
 
-    def _app(self, request: Request) -> App:
+    def _app(self, request: Request, manage: bool) -> App:
         header = request.headers.get("authorization", "")
         try:
-            return authorize(self.registry, header, request.path_params["name"])
+            return authorize(self.registry, header, request.path_params["name"], manage)
         except Denied as exc:
             raise Problem(exc.status, str(exc)) from None
 
     async def _answer(
-        self, request: Request, handler: Callable[[Request, App], Awaitable[Response]]
+        self,
+        request: Request,
+        handler: Callable[[Request, App], Awaitable[Response]],
+        manage: bool = False,
     ) -> Response:
         try:
-            return await handler(request, await run_in_threadpool(self._app, request))
+            app = await run_in_threadpool(self._app, request, manage)
+            return await handler(request, app)
         except Problem as exc:
             return _json({"error": str(exc)}, exc.status)
         except RuleError as exc:
@@ -107,7 +121,7 @@ class AlertsApi:
                 self.registry, app.name, body["metric"], threshold,
                 body.get("process_type") or "web", 5 if sensitivity is None else sensitivity,
                 60 if renotify is None else renotify, body.get("webhook"), body.get("slack"),
-                tuple(email),
+                tuple(email), self.nets,
             )  # fmt: skip
             now = self.clock.now_ms()
             await run_in_threadpool(self.state.add, rule, now)
@@ -116,7 +130,7 @@ class AlertsApi:
                 out["webhook_secret"] = rule.webhook_secret
             return _json(out, 201)
 
-        return await self._answer(request, go)
+        return await self._answer(request, go, manage=True)
 
     async def remove(self, request: Request) -> Response:
         """DELETE /api/v1/apps/{name}/alerts/{id}."""
@@ -127,7 +141,7 @@ class AlertsApi:
                 raise Problem(404, f"{app.name} has no rule {rule_id!r}")
             return _json({"id": rule_id, "removed": True})
 
-        return await self._answer(request, go)
+        return await self._answer(request, go, manage=True)
 
     async def history(self, request: Request) -> Response:
         """GET /api/v1/apps/{name}/alerts/history?start=&end=: every notice of the app's

@@ -6,23 +6,28 @@ threshold, minute, dashboard_url` and the events of the rule's window; it is sig
 `X-Drainpipe-Signature: sha256=<hex HMAC-SHA256 of the body with the rule's secret>` and
 carries `X-Drainpipe-Delivery`, the same id on every try, so a receiver can drop a
 repeat. A receiver's 4xx is final (logged, not retried), but for 408 and 429; a 5xx, a
-timeout or a refused connection is retried with backoff.
+timeout or a refused connection is retried with backoff. Redirects are not followed (a
+redirect could lead where `targets` would not let a notice go), and each connection
+goes to the address `targets` checked.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import http.client
 import json
 import logging
 import smtplib
-import urllib.error
-import urllib.request
+import socket
+import ssl
+from collections.abc import Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any, Final
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
+from drainpipe.alert import targets
 from drainpipe.alert.rules import Rule
 from drainpipe.config import Config
 from drainpipe.model import iso as iso
@@ -61,6 +66,26 @@ def smtp_of(config: Config) -> Smtp | None:
 
 class Final4xx(Exception):
     """The receiver refused the notice for good (a 4xx): it is not sent again."""
+
+
+class Unanswered(Exception):
+    """The receiver answered, but not with a 2xx: the notice is tried again."""
+
+
+def reason(exc: BaseException) -> str:
+    """What went wrong, as the history shows it: the kind of failure without the
+    details of the network behind it (those are in the log)."""
+    if isinstance(exc, (Final4xx, Unanswered, targets.Blocked)):
+        return str(exc)
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    if isinstance(exc, ssl.SSLError):
+        return "TLS handshake failed"
+    if isinstance(exc, smtplib.SMTPException):
+        return f"SMTP server refused it ({type(exc).__name__})"
+    if isinstance(exc, OSError):
+        return "could not connect"
+    return type(exc).__name__
 
 
 def body(
@@ -120,19 +145,50 @@ def signature(secret: str, payload: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), payload, hashlib.sha256).hexdigest()
 
 
-def _post(url: str, payload: bytes, headers: dict[str, str]) -> None:
-    req = urllib.request.Request(url, data=payload, method="POST", headers=headers)
+class _PinnedHTTPS(http.client.HTTPSConnection):
+    """HTTPS to a checked address, with the URL's host name for SNI and certificates."""
+
+    def __init__(self, address: str, host: str, port: int) -> None:
+        super().__init__(host, port, timeout=TIMEOUT_S, context=ssl.create_default_context())
+        self._address = address
+
+    def connect(self) -> None:
+        raw = socket.create_connection((self._address, self.port), self.timeout)
+        self.sock = self._context.wrap_socket(raw, server_hostname=self.host)  # type: ignore[attr-defined]
+
+
+def _post(
+    url: str, payload: bytes, headers: dict[str, str], nets: Sequence[targets.Network]
+) -> None:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    secure = parts.scheme == "https"
+    port = parts.port or (443 if secure else 80)
+    address = targets.address_for(host, port, nets)
+    conn: http.client.HTTPConnection = (
+        _PinnedHTTPS(address, host, port)
+        if secure
+        else http.client.HTTPConnection(address, port, timeout=TIMEOUT_S)
+    )
+    shown = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
     try:
-        with urllib.request.urlopen(req, timeout=TIMEOUT_S) as response:
-            response.read()
-    except urllib.error.HTTPError as exc:
-        exc.close()  # its connection
-        if 400 <= exc.code < 500 and exc.code not in (408, 429):  # those say "try later"
-            raise Final4xx(f"{url} answered {exc.code}") from None
-        raise
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        conn.request("POST", path, payload, {**headers, "Host": parts.netloc.rpartition("@")[2]})
+        response = conn.getresponse()
+        response.read()
+    finally:
+        conn.close()
+    status = response.status
+    if 200 <= status < 300:
+        return
+    if 400 <= status < 500 and status not in (408, 429):  # those two say "try later"
+        raise Final4xx(f"{shown} answered {status}")
+    if 300 <= status < 400:
+        raise Final4xx(f"{shown} answered {status}: redirects are not followed; use the final URL")
+    raise Unanswered(f"{shown} answered {status}")
 
 
-def webhook(rule: Rule, notice: dict[str, Any]) -> None:
+def webhook(rule: Rule, notice: dict[str, Any], nets: Sequence[targets.Network] = ()) -> None:
     payload = json.dumps(notice, separators=(",", ":")).encode()
     headers = {
         "Content-Type": "application/json",
@@ -142,16 +198,16 @@ def webhook(rule: Rule, notice: dict[str, Any]) -> None:
     if rule.webhook_secret:
         headers["X-Drainpipe-Signature"] = signature(rule.webhook_secret, payload)
     assert rule.webhook is not None
-    _post(rule.webhook, payload, headers)
+    _post(rule.webhook, payload, headers, nets)
 
 
-def slack(rule: Rule, notice: dict[str, Any]) -> None:
+def slack(rule: Rule, notice: dict[str, Any], nets: Sequence[targets.Network] = ()) -> None:
     """An incoming-webhook body (`text`), which Slack and its look-alikes take."""
     # Slack reads <...> as links and mentions: text from the app's logs must not be one.
     shown = str(notice["text"]).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     payload = json.dumps({"text": f"{shown} <{notice['dashboard_url']}|dashboard>"})
     assert rule.slack is not None
-    _post(rule.slack, payload.encode(), {"Content-Type": "application/json"})
+    _post(rule.slack, payload.encode(), {"Content-Type": "application/json"}, nets)
 
 
 def email(rule: Rule, notice: dict[str, Any], smtp: Smtp | None) -> None:
@@ -170,11 +226,18 @@ def email(rule: Rule, notice: dict[str, Any], smtp: Smtp | None) -> None:
         server.send_message(msg)
 
 
-def send(channel: str, rule: Rule, notice: dict[str, Any], smtp: Smtp | None) -> None:
-    """Send one notice on one channel of the rule."""
+def send(
+    channel: str,
+    rule: Rule,
+    notice: dict[str, Any],
+    smtp: Smtp | None,
+    nets: Sequence[targets.Network] = (),
+) -> None:
+    """Send one notice on one channel of the rule; `nets` are the private networks the
+    operator allows webhooks to go to (see `targets`)."""
     if channel == "webhook":
-        webhook(rule, notice)
+        webhook(rule, notice, nets)
     elif channel == "slack":
-        slack(rule, notice)
+        slack(rule, notice, nets)
     elif channel == "email":
         email(rule, notice, smtp)

@@ -28,7 +28,7 @@ def _errors(*codes: int) -> dict[str, Any]:
     text = {
         400: "the rule or a parameter is wrong; `error` says which and why",
         401: "no API token, or an unknown one",
-        403: "the token may not read this app",
+        403: "the token may not read this app (or, to change rules, is not the app's own)",
         404: "no such rule",
     }
     return {str(c): _answer(text[c], _ERROR) for c in codes}
@@ -55,12 +55,13 @@ _FIELDS: dict[str, Any] = {
     "webhook": {
         "type": ["string", "null"],
         "pattern": "^https?://",
-        "description": "URL for signed JSON notices",
+        "description": "URL for signed JSON notices; a public address unless the server "
+        "allows its network (DRAINPIPE_ALERT_ALLOW_NETS); shown masked when read",
     },
     "slack": {
         "type": ["string", "null"],
         "pattern": "^https?://",
-        "description": "Slack-compatible incoming-webhook URL",
+        "description": "Slack-compatible incoming-webhook URL; shown masked when read",
     },
     "email": {"type": "array", "items": {"type": "string", "pattern": "@"}},
 }
@@ -140,7 +141,8 @@ def paths() -> dict[str, Any]:
                 },
             },
             "post": {
-                "summary": "Add an alert rule (the fields of `drainpipe alerts add`)",
+                "summary": "Add an alert rule (the fields of `drainpipe alerts add`); "
+                "the app's own API token only",
                 "security": auth,
                 "parameters": [_NAME],
                 "requestBody": {
@@ -170,7 +172,7 @@ def paths() -> dict[str, Any]:
         },
         "/api/v1/apps/{name}/alerts/{id}": {
             "delete": {
-                "summary": "Remove an alert rule",
+                "summary": "Remove an alert rule; the app's own API token only",
                 "security": auth,
                 "parameters": [_NAME, _ID],
                 "responses": {

@@ -20,7 +20,7 @@ from collections import defaultdict, deque
 from typing import Any
 
 from drainpipe import codec
-from drainpipe.alert import notify, values
+from drainpipe.alert import notify, targets, values
 from drainpipe.alert.evaluate import State, judge
 from drainpipe.alert.rules import Rule
 from drainpipe.alert.state import AlertState, Outgoing, StoredRule
@@ -53,6 +53,7 @@ class AlertWorker:
         base_url: str = "http://127.0.0.1:5000",
         smtp: notify.Smtp | None = None,
         metrics: SelfMetrics | None = None,
+        nets: tuple[targets.Network, ...] = (),
     ) -> None:
         self.bus = bus
         self.state = state
@@ -60,6 +61,7 @@ class AlertWorker:
         self.delay_ms = int(delay_s * 1000)
         self.base_url = base_url
         self.smtp = smtp
+        self.nets = nets
         self.metrics = metrics or SelfMetrics()
         self.stage: Stage | None = None
         self._consumer = bus.consumer(ALERTS_GROUP)
@@ -81,7 +83,10 @@ class AlertWorker:
     ) -> AlertWorker:
         """The alerts stage of a config: its delay, links and mail server."""
         smtp = notify.smtp_of(config)
-        return cls(bus, state, clock, config.judge_delay_s, config.base_url, smtp, metrics)
+        return cls(
+            bus, state, clock, config.judge_delay_s, config.base_url, smtp, metrics,
+            targets.nets_of(config),
+        )  # fmt: skip
 
     def _refresh(self) -> None:
         """Reload the rules when the alerts database changed. Called after each poll, so a
@@ -179,16 +184,16 @@ class AlertWorker:
         body = notify.body(rule, n.state, n.minute_ms, n.value, out.events, self.base_url, delivery)
         where = {"app": rule.app, "rule_id": rule.id, "channel": out.channel, "state": n.state}
         try:
-            notify.send(out.channel, rule, body, self.smtp)
-        except notify.Final4xx as exc:
-            self.state.retry(out.id, now_ms, str(exc), give_up=True)
+            notify.send(out.channel, rule, body, self.smtp, self.nets)
+        except (notify.Final4xx, targets.Blocked) as exc:
+            self.state.retry(out.id, now_ms, notify.reason(exc), give_up=True)
             self.metrics.alert_notices.labels(out.channel, "refused").inc()
             log.warning("alert.refused", extra={**where, "error": str(exc)})
             return
         except Exception as exc:
             give_up = out.attempts >= len(notify.BACKOFF_S)
             wait_s = notify.BACKOFF_S[min(out.attempts, len(notify.BACKOFF_S) - 1)]
-            self.state.retry(out.id, now_ms + wait_s * 1000, f"{exc}", give_up=give_up)
+            self.state.retry(out.id, now_ms + wait_s * 1000, notify.reason(exc), give_up=give_up)
             outcome = "given_up" if give_up else "retried"
             self.metrics.alert_notices.labels(out.channel, outcome).inc()
             log.warning(

@@ -40,6 +40,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = p.parse_args(argv)
     _die_with_parent(args.primary_pid)
 
+    from drainpipe.alert import targets
     from drainpipe.alert.api import AlertsApi
     from drainpipe.alert.state import AlertState
     from drainpipe.ingest.drain import Ingress
@@ -75,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         alert_state.close()
 
     api = Api(registry, store, retention_days=config.retention_days)
-    alerts = AlertsApi(registry, alert_state)
+    alerts = AlertsApi(registry, alert_state, nets=targets.nets_of(config))
     asgi = http.app(metrics, ingress, api, primary.health, alerts)
     http.serve(asgi, close, config, metrics, [sock])
 

@@ -90,10 +90,12 @@ class Pipeline:
         from drainpipe.service import http
 
         ingress = Ingress(self.registry, self.acceptor, self.metrics, self.config, self.clock)
+        from drainpipe.alert import targets
         from drainpipe.alert.api import AlertsApi
 
         api = Api(self.registry, self.store, self.clock, self.config.retention_days)
-        alerts = AlertsApi(self.registry, self.alert_state, self.clock)
+        nets = targets.nets_of(self.config)
+        alerts = AlertsApi(self.registry, self.alert_state, self.clock, nets)
         return http.app(self.metrics, ingress, api, self.health_report, alerts)
 
     async def health_report(self) -> dict[str, Any]:

@@ -28,8 +28,9 @@ def access_of(registry: AppRegistry, authorization: str) -> Access:
     return access
 
 
-def authorize(registry: AppRegistry, authorization: str, name: str) -> App:
-    """The app named `name`, if the header's token may read it; Denied otherwise."""
+def authorize(registry: AppRegistry, authorization: str, name: str, manage: bool = False) -> App:
+    """The app named `name`, if the header's token may read it (and, with `manage`,
+    change its settings, which only the app's own token may); Denied otherwise."""
     access = access_of(registry, authorization)
     if access.own is not None:
         if access.own.name != name:
@@ -39,4 +40,11 @@ def authorize(registry: AppRegistry, authorization: str, name: str) -> App:
     if app is None or not access.reads(app):
         # The same answer whether or not the app exists: a token learns only its own.
         raise Denied(403, f"this token may not read an app named {name!r}")
+    if manage:
+        raise Denied(
+            403,
+            f"team tokens only read; change {name!r}'s alert rules with its own API token "
+            f"(`drainpipe apps rotate {name} --api-token` makes a new one) or with "
+            "`drainpipe alerts` on the server",
+        )
     return app

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from drainpipe.alert import notify, rules
+from drainpipe.alert import notify, rules, targets
 from drainpipe.alert.manage import make, shown
 from drainpipe.alert.rules import Rule, RuleError
 from drainpipe.alert.state import AlertState, channels
@@ -73,17 +73,18 @@ def run(
             rule = make(
                 registry, args.app, args.metric, args.threshold, args.process_type,
                 args.sensitivity, args.renotify, args.webhook, args.slack, tuple(args.email),
+                targets.nets_of(config),
             )  # fmt: skip
             now = clock.now_ms()
             state.add(rule, now)
-            body = shown(rule, now)
+            body = shown(rule, now, reveal=True)
             if rule.webhook_secret:
                 body["webhook_secret"] = rule.webhook_secret
             print(json.dumps(body), file=out)
             return 0
         if args.alerts_command == "list":
             for stored in state.rules(args.app):
-                print(json.dumps(shown(stored.rule, stored.created_ms)), file=out)
+                print(json.dumps(shown(stored.rule, stored.created_ms, reveal=True)), file=out)
             return 0
         if args.alerts_command == "remove":
             if not state.remove(args.app, args.id):
@@ -108,7 +109,7 @@ def _test(rule: Rule, config: Config, clock: Clock, out: TextIO) -> int:
         delivery = f"{rule.id}:test:{minute}:{channel}:{secrets.token_hex(4)}"
         body = notify.body(rule, "test", minute, None, [], config.base_url, delivery)
         try:
-            notify.send(channel, rule, body, smtp)
+            notify.send(channel, rule, body, smtp, targets.nets_of(config))
             print(json.dumps({"id": rule.id, "channel": channel, "sent": True}), file=out)
         except Exception as exc:
             failed += 1

@@ -7,6 +7,7 @@ import base64
 import hashlib
 import hmac
 import http.server
+import ipaddress
 import json
 import threading
 import time
@@ -28,6 +29,7 @@ from tests.service.test_health import _call, _wait
 from tests.support import drains
 
 T0 = 1_795_017_600_000  # a minute's start
+HERE = (ipaddress.ip_network("127.0.0.0/8"),)  # the receivers' network, allowed
 
 
 class Receiver:
@@ -70,7 +72,10 @@ def receiver() -> Iterator[Receiver]:
 
 
 def start(tmp_path: Path, clock: FixedClock) -> Pipeline:
-    config = replace(Config(), data_dir=tmp_path, flush_interval_s=0.05, workers=0, alert_delay_s=0)
+    config = replace(
+        Config(), data_dir=tmp_path, flush_interval_s=0.05, workers=0, alert_delay_s=0,
+        alert_allow_nets=("127.0.0.0/8",),
+    )  # fmt: skip
     p = Pipeline(config, clock=clock)
     p.start_stages()
     return p
@@ -78,8 +83,9 @@ def start(tmp_path: Path, clock: FixedClock) -> Pipeline:
 
 def add_rule(p: Pipeline, receiver: Receiver) -> tuple[str, str]:
     rule = manage.make(
-        p.registry, "shop", "latency_p95", 500, sensitivity=5, renotify=5, webhook=receiver.url
-    )
+        p.registry, "shop", "latency_p95", 500, sensitivity=5, renotify=5,
+        webhook=receiver.url, nets=HERE,
+    )  # fmt: skip
     p.alert_state.add(rule, p.clock.now_ms())
     assert rule.webhook_secret is not None
     return rule.id, rule.webhook_secret
@@ -176,7 +182,7 @@ def test_a_receiver_4xx_is_final_and_a_5xx_408_or_429_is_retried(tmp_path: Path)
         for receiver, error in ((refusing, Final4xx), (failing, Exception), (busy, Exception)):
             rule = Rule("r", "shop", "o", metric("load"), 4, webhook=receiver.url)
             with pytest.raises(error) as raised:
-                webhook(rule, {"delivery": "r:test:0:webhook"})
+                webhook(rule, {"delivery": "r:test:0:webhook"}, HERE)
             assert isinstance(raised.value, Final4xx) == (receiver is refusing)
     finally:
         refusing.close()
@@ -198,10 +204,10 @@ def test_a_failing_receiver_is_tried_once_and_then_once_per_backoff_step(tmp_pat
     registry = sqlite_registry(tmp_path / "apps.sqlite")
     try:
         registry.create("shop")
-        rule = manage.make(registry, "shop", "load", 4, webhook=failing.url)
+        rule = manage.make(registry, "shop", "load", 4, webhook=failing.url, nets=HERE)
         state.add(rule, T0)
         state.judged(rule, State(), [Notice("firing", T0, 5.0, 4.0)], [], T0, 0)
-        worker = AlertWorker(bus, state, FixedClock(T0))
+        worker = AlertWorker(bus, state, FixedClock(T0), nets=HERE)
         worker._refresh()
         now = T0
         for _ in range(10):
@@ -226,7 +232,9 @@ def test_a_slow_receiver_holds_up_neither_reading_nor_judging(tmp_path: Path) ->
     p = start(tmp_path, clock)
     try:
         app = p.registry.create("shop")
-        rule = manage.make(p.registry, "shop", "latency_p95", 500, sensitivity=1, webhook=slow.url)
+        rule = manage.make(
+            p.registry, "shop", "latency_p95", 500, sensitivity=1, webhook=slow.url, nets=HERE
+        )
         p.alert_state.add(rule, T0)
         feed(p, app.drain_secret, 0, 900)
         _wait(lambda: seen(p, rule.id, 0), "minute 0 read")
