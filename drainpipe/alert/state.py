@@ -43,6 +43,10 @@ CREATE TABLE IF NOT EXISTS notices (
     next_ms INTEGER NOT NULL DEFAULT 0, error TEXT, channel TEXT NOT NULL,
     UNIQUE (rule_id, state, minute_ms, channel));
 CREATE INDEX IF NOT EXISTS notices_app ON notices (app, minute_ms);
+CREATE TABLE IF NOT EXISTS events (
+    owner TEXT NOT NULL, ts_ms INTEGER NOT NULL, kind TEXT NOT NULL,
+    process_type TEXT NOT NULL, text TEXT NOT NULL,
+    PRIMARY KEY (owner, ts_ms, kind, process_type, text)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS positions (
     topic TEXT NOT NULL, partition INTEGER NOT NULL, next_offset INTEGER NOT NULL,
     PRIMARY KEY (topic, partition));
@@ -153,6 +157,23 @@ class AlertState:
                     " SET value = excluded.value, n = excluded.n WHERE excluded.n >= n",
                     rows,
                 )
+
+    def put_events(self, rows: Iterable[tuple[str, int, str, str, str]], keep_from_ms: int) -> None:
+        """(owner, ts, kind, process type, text) rows, for the text of notices; a row
+        read twice (after a restart) is kept once, and rows before keep_from_ms go."""
+        found = list(rows)
+        if found:
+            with self._tx() as c:
+                c.executemany("INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?)", found)
+                c.execute("DELETE FROM events WHERE ts_ms < ?", (keep_from_ms,))
+
+    def events(self, owner: str, lo_ms: int, hi_ms: int) -> list[dict[str, Any]]:
+        rows = self._conn().execute(
+            "SELECT ts_ms, kind, process_type, text FROM events WHERE owner = ?"
+            " AND ts_ms >= ? AND ts_ms < ? ORDER BY ts_ms",
+            (owner, lo_ms, hi_ms),
+        )
+        return [{"ts_ms": t, "kind": k, "process_type": pt, "text": x} for t, k, pt, x in rows]
 
     def values(self, rule_id: str, lo_ms: int, hi_ms: int) -> dict[int, float | None]:
         rows = self._conn().execute(

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import defaultdict, deque
+from collections import defaultdict
+from concurrent import futures
 from typing import Any
+from urllib.parse import urlsplit
 
 from drainpipe import codec
 from drainpipe.alert import notify, targets, values
@@ -36,6 +38,7 @@ log = logging.getLogger(__name__)
 ALERTS_GROUP = "alerts"
 LAG_CHECK_S = 2.0
 SEND_EVERY_S = 0.5
+SENDERS = 8  # receivers sent to at once
 CATCH_UP_MS = 24 * 3_600_000  # a stage down longer judges only the last day
 EVENTS_KEPT_MS = 3 * 3_600_000
 SHOWN_EVENT_KINDS = frozenset(
@@ -70,7 +73,9 @@ class AlertWorker:
         self._version: int | None = None
         self._lag_ok = False
         self._lag_at = float("-inf")
-        self._events: dict[str, deque[dict[str, Any]]] = defaultdict(deque)
+        self._pool = futures.ThreadPoolExecutor(SENDERS, thread_name_prefix="alerts-send")
+        # Outbox id -> (its send, its receiver, the rule, the row), until recorded.
+        self._inflight: dict[int, tuple[futures.Future[None], str, Rule, Outgoing]] = {}
 
     @classmethod
     def of(
@@ -105,16 +110,14 @@ class AlertWorker:
     def _take(self, messages: list[Message]) -> None:
         """Keep each message's minute values for the rules that read it."""
         rows: list[tuple[str, int, float | None, int]] = []
+        events: list[tuple[str, int, str, str, str]] = []
         for m in messages:
             if m.topic == EVENTS_TOPIC:
                 batch = codec.decode_events(m.value)
-                kept = self._events[batch.owner]
-                while kept and kept[0]["ts_ms"] < self.clock.now_ms() - EVENTS_KEPT_MS:
-                    kept.popleft()
-                for e in batch.events:
-                    if e.kind in SHOWN_EVENT_KINDS:
-                        kept.append({"t": notify.iso(e.ts_ms), "ts_ms": e.ts_ms, "kind": e.kind,
-                                     "process_type": e.process_type, "text": e.text})  # fmt: skip
+                events += [
+                    (batch.owner, e.ts_ms, e.kind, e.process_type, e.text)
+                    for e in batch.events if e.kind in SHOWN_EVENT_KINDS
+                ]  # fmt: skip
                 continue
             head = codec.decode_head(m.value)
             if head.period_s != 60:
@@ -128,6 +131,7 @@ class AlertWorker:
                     (rule.id, summary.start_ms, values.value(rule.metric, summary), summary.n)
                 )
         self.state.put_values(rows)
+        self.state.put_events(events, self.clock.now_ms() - EVENTS_KEPT_MS)
 
     def _judge(self, now_ms: int) -> None:
         last_closed = (now_ms - self.delay_ms) // MINUTE_MS * MINUTE_MS - MINUTE_MS
@@ -159,38 +163,57 @@ class AlertWorker:
                 )  # fmt: skip
 
     def _recent_events(self, rule: Rule, lo_ms: int, hi_ms: int) -> list[dict[str, Any]]:
-        kept = self._events.get(rule.owner)
-        if not kept:
-            return []
-        while kept and kept[0]["ts_ms"] < self.clock.now_ms() - EVENTS_KEPT_MS:
-            kept.popleft()
         return [
-            e for e in kept
-            if lo_ms <= e["ts_ms"] < hi_ms and e["process_type"] in ("", rule.process_type)
-        ]  # fmt: skip
+            {"t": notify.iso(e["ts_ms"]), **e}
+            for e in self.state.events(rule.owner, lo_ms, hi_ms)
+            if e["process_type"] in ("", rule.process_type)
+        ]
 
-    def _deliver(self, now_ms: int) -> None:
+    def _deliver(self, now_ms: int, wait_s: float = SEND_EVERY_S) -> None:
+        """Start sending what is due, at most one notice at a time per receiver, and
+        record what finished (within wait_s, or on a later round).
+
+        Sends run on a pool, so a receiver that does not answer holds up only its own
+        notices; the outbox rows are written here, on the sender thread."""
         by_id = {s.rule.id: s.rule for s in self._all}
-        for out in self.state.due(now_ms):
+        busy = {dest for _, dest, _, _ in self._inflight.values()}
+        for out in self.state.due(now_ms, limit=1000):
+            if out.id in self._inflight:
+                continue
             rule = by_id.get(out.rule_id)
             if rule is None:  # removed since: nothing to send it with
                 self.state.retry(out.id, now_ms, "rule removed", give_up=True)
                 continue
-            self._send(rule, out, now_ms)
+            dest = _destination(rule, out.channel)
+            if dest in busy:
+                continue
+            busy.add(dest)
+            n = out.notice
+            delivery = f"{out.rule_id}:{n.state}:{n.minute_ms}:{out.channel}"
+            body = notify.body(
+                rule, n.state, n.minute_ms, n.value, out.events, self.base_url, delivery
+            )
+            job = self._pool.submit(notify.send, out.channel, rule, body, self.smtp, self.nets)
+            self._inflight[out.id] = (job, dest, rule, out)
+        if self._inflight:
+            futures.wait([job for job, _, _, _ in self._inflight.values()], timeout=wait_s)
+        for oid, (job, _, rule, out) in list(self._inflight.items()):
+            if job.done():
+                del self._inflight[oid]
+                self._settle(rule, out, job.exception(), self.clock.now_ms())
 
-    def _send(self, rule: Rule, out: Outgoing, now_ms: int) -> None:
+    def _settle(self, rule: Rule, out: Outgoing, exc: BaseException | None, now_ms: int) -> None:
         n = out.notice
-        delivery = f"{out.rule_id}:{n.state}:{n.minute_ms}:{out.channel}"
-        body = notify.body(rule, n.state, n.minute_ms, n.value, out.events, self.base_url, delivery)
         where = {"app": rule.app, "rule_id": rule.id, "channel": out.channel, "state": n.state}
-        try:
-            notify.send(out.channel, rule, body, self.smtp, self.nets)
-        except (notify.Final4xx, targets.Blocked) as exc:
+        if exc is None:
+            self.state.sent(out.id, now_ms)
+            self.metrics.alert_notices.labels(out.channel, "sent").inc()
+            log.info("alert.sent", extra={**where, "minute": notify.iso(n.minute_ms)})
+        elif isinstance(exc, (notify.Final4xx, targets.Blocked)):
             self.state.retry(out.id, now_ms, notify.reason(exc), give_up=True)
             self.metrics.alert_notices.labels(out.channel, "refused").inc()
             log.warning("alert.refused", extra={**where, "error": str(exc)})
-            return
-        except Exception as exc:
+        else:
             give_up = out.attempts >= len(notify.BACKOFF_S)
             wait_s = notify.BACKOFF_S[min(out.attempts, len(notify.BACKOFF_S) - 1)]
             self.state.retry(out.id, now_ms + wait_s * 1000, notify.reason(exc), give_up=give_up)
@@ -201,10 +224,6 @@ class AlertWorker:
                 extra={**where, "error": f"{type(exc).__name__}: {exc}",
                        "attempt": out.attempts + 1, "retry_in_s": None if give_up else wait_s},
             )  # fmt: skip
-            return
-        self.state.sent(out.id, now_ms)
-        self.metrics.alert_notices.labels(out.channel, "sent").inc()
-        log.info("alert.sent", extra={**where, "minute": notify.iso(n.minute_ms)})
 
     def _caught_up(self, got: list[Message]) -> bool:
         """Whether every summary in the log so far has been read, so that closed minutes
@@ -231,7 +250,8 @@ class AlertWorker:
         self._consumer.subscribe((*SUMMARY_TOPICS, EVENTS_TOPIC), on_assign, on_revoke)
         # Sending waits on receivers (10 s each at worst): in its own thread, so a dead
         # receiver delays neither reading the log (Kafka evicts a member that stops
-        # polling) nor judging; the outbox in the database is what the two share.
+        # polling) nor judging; the outbox in the database is what the two share. The
+        # sends themselves run on a pool, one receiver at a time each (see _deliver).
         halt = threading.Event()
         sender = threading.Thread(target=self._send_loop, args=(stop, halt), name="alerts-send")
         sender.start()
@@ -266,4 +286,13 @@ class AlertWorker:
                     # The outbox keeps the notice: the next round tries again.
                     log.exception("alert.deliver_failed")
         finally:
+            self._pool.shutdown(wait=False, cancel_futures=True)
             self.state.close()  # this thread's connection
+
+
+def _destination(rule: Rule, channel: str) -> str:
+    """The receiver a notice goes to: its URL's host and port, or the mail server."""
+    if channel == "email":
+        return "smtp"
+    url = rule.webhook if channel == "webhook" else rule.slack
+    return f"{channel}:{urlsplit(url or '').netloc.rpartition('@')[2]}"

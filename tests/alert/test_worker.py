@@ -249,3 +249,39 @@ def test_a_slow_receiver_holds_up_neither_reading_nor_judging(tmp_path: Path) ->
     finally:
         p.stop()
         slow.close()
+
+
+def test_a_receiver_that_does_not_answer_holds_up_only_its_own_notices(tmp_path: Path) -> None:
+    from drainpipe.alert.evaluate import Notice, State
+    from drainpipe.alert.state import AlertState
+    from drainpipe.alert.worker import AlertWorker
+    from drainpipe.bus.embedded import EmbeddedBus
+    from drainpipe.store.apps import sqlite_registry
+
+    stuck, fine = Receiver(delay_s=8.0), Receiver()
+    bus = EmbeddedBus(tmp_path / "bus", 2)
+    state = AlertState(tmp_path / "alerts.sqlite")
+    registry = sqlite_registry(tmp_path / "apps.sqlite")
+    try:
+        registry.create("shop")
+        for receiver in (stuck, stuck, fine):  # the stuck receiver's notices come first
+            rule = manage.make(registry, "shop", "load", 4, webhook=receiver.url, nets=HERE)
+            state.add(rule, T0)
+            state.judged(rule, State(), [Notice("firing", T0, 5.0, 4.0)], [], T0, 0)
+        worker = AlertWorker(bus, state, FixedClock(T0), nets=HERE)
+        worker._refresh()
+        started = time.monotonic()
+        while not fine.got and time.monotonic() - started < 5:
+            worker._deliver(T0)
+        assert len(fine.got) == 1 and stuck.got == []  # one at a time to the stuck one
+        while len(stuck.got) < 2 and time.monotonic() - started < 30:
+            worker._deliver(T0)
+        assert len(stuck.got) == 2 and len(fine.got) == 1
+        assert all(o.sent_ms is not None for o in state.history("shop", T0, T0 + MINUTE_MS))
+    finally:
+        worker._pool.shutdown(wait=True)
+        stuck.close()
+        fine.close()
+        state.close()
+        registry.close()
+        bus.close()
