@@ -2,55 +2,61 @@
 notices it sent or will send (the outbox, which is also the history).
 
 One SQLite file in the data directory, so `drainpipe alerts add` works whether or not a
-server runs. A judged minute's new state and its notices are written in one
-transaction, before anything is sent: after a crash, a notice is sent from the outbox
-(none missed), and one marked sent is never sent again (none doubled, but for a crash
-between a receiver's answer and that mark; the delivery id lets a receiver drop it).
+server runs; on the scale-out deployment, tables in PostgreSQL (`postgres_state`). A
+judged minute's new state and its notices are written in one transaction, before
+anything is sent: after a crash, a notice is sent from the outbox (none missed), and one
+marked sent is never sent again (none doubled, but for a crash between a receiver's
+answer and that mark; the delivery id lets a receiver drop it).
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from drainpipe.alert import rules
 from drainpipe.alert.evaluate import Notice, State
 from drainpipe.alert.rules import Rule
+from drainpipe.store.apps import Connection
+from drainpipe.store.connections import ThreadConnections
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS rules (
-    id TEXT PRIMARY KEY, app TEXT NOT NULL, owner TEXT NOT NULL, metric TEXT NOT NULL,
-    threshold REAL NOT NULL, process_type TEXT NOT NULL, sensitivity INTEGER NOT NULL,
-    renotify INTEGER NOT NULL, webhook TEXT, webhook_secret TEXT, slack TEXT,
-    email TEXT NOT NULL, created_ms INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS rules_owner ON rules (owner);
-CREATE TABLE IF NOT EXISTS states (
-    rule_id TEXT PRIMARY KEY, state TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS minute_values (
-    rule_id TEXT NOT NULL, minute_ms INTEGER NOT NULL, value REAL, n INTEGER NOT NULL,
-    PRIMARY KEY (rule_id, minute_ms)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS notices (
-    id INTEGER PRIMARY KEY, rule_id TEXT NOT NULL, app TEXT NOT NULL,
-    process_type TEXT NOT NULL, metric TEXT NOT NULL, state TEXT NOT NULL,
-    minute_ms INTEGER NOT NULL, value REAL, threshold REAL NOT NULL, events TEXT NOT NULL,
-    created_ms INTEGER NOT NULL, sent_ms INTEGER, attempts INTEGER NOT NULL DEFAULT 0,
-    next_ms INTEGER NOT NULL DEFAULT 0, error TEXT, channel TEXT NOT NULL,
-    UNIQUE (rule_id, state, minute_ms, channel));
-CREATE INDEX IF NOT EXISTS notices_app ON notices (app, minute_ms);
-CREATE TABLE IF NOT EXISTS events (
-    owner TEXT NOT NULL, ts_ms INTEGER NOT NULL, kind TEXT NOT NULL,
-    process_type TEXT NOT NULL, text TEXT NOT NULL,
-    PRIMARY KEY (owner, ts_ms, kind, process_type, text)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS positions (
-    topic TEXT NOT NULL, partition INTEGER NOT NULL, next_offset INTEGER NOT NULL,
-    PRIMARY KEY (topic, partition));
-"""
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS {t}rules ("
+    " id TEXT PRIMARY KEY, app TEXT NOT NULL, owner TEXT NOT NULL, metric TEXT NOT NULL,"
+    " threshold {real} NOT NULL, process_type TEXT NOT NULL, sensitivity {int} NOT NULL,"
+    " renotify {int} NOT NULL, webhook TEXT, webhook_secret TEXT, slack TEXT,"
+    " email TEXT NOT NULL, created_ms {int} NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS {i}rules_owner ON {t}rules (owner)",
+    "CREATE TABLE IF NOT EXISTS {t}states (rule_id TEXT PRIMARY KEY, state TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS {t}minute_values ("
+    " rule_id TEXT NOT NULL, minute_ms {int} NOT NULL, value {real}, n {int} NOT NULL,"
+    " PRIMARY KEY (rule_id, minute_ms)){norowid}",
+    "CREATE TABLE IF NOT EXISTS {t}notices ("
+    " id {serial}, rule_id TEXT NOT NULL, app TEXT NOT NULL,"
+    " process_type TEXT NOT NULL, metric TEXT NOT NULL, state TEXT NOT NULL,"
+    " minute_ms {int} NOT NULL, value {real}, threshold {real} NOT NULL, events TEXT NOT NULL,"
+    " created_ms {int} NOT NULL, sent_ms {int}, attempts {int} NOT NULL DEFAULT 0,"
+    " next_ms {int} NOT NULL DEFAULT 0, error TEXT, channel TEXT NOT NULL,"
+    " UNIQUE (rule_id, state, minute_ms, channel))",
+    "CREATE INDEX IF NOT EXISTS {i}notices_app ON {t}notices (app, minute_ms)",
+    "CREATE TABLE IF NOT EXISTS {t}events ("
+    " owner TEXT NOT NULL, ts_ms {int} NOT NULL, kind TEXT NOT NULL,"
+    " process_type TEXT NOT NULL, text TEXT NOT NULL,"
+    " PRIMARY KEY (owner, ts_ms, kind, process_type, text)){norowid}",
+    "CREATE TABLE IF NOT EXISTS {t}positions ("
+    " topic TEXT NOT NULL, partition {int} NOT NULL, next_offset {int} NOT NULL,"
+    " PRIMARY KEY (topic, partition))",
+)
+_SQLITE = {"t": "", "i": "", "int": "INTEGER", "real": "REAL", "norowid": " WITHOUT ROWID",
+           "serial": "INTEGER PRIMARY KEY"}  # fmt: skip
+_POSTGRES = {"int": "BIGINT", "real": "DOUBLE PRECISION", "norowid": "",
+             "serial": "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY"}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,27 +83,45 @@ class Outgoing:
 
 
 class AlertState:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
-        self._conn().executescript(_SCHEMA)  # each statement commits by itself
+    """The alerts database on SQLite (`path`, the embedded default) or on PostgreSQL
+    (`postgres_state`: the scale-out deployment's first shard, where the `alerts` role
+    judges and the `api` role serves the same rules and history)."""
 
-    def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")  # a notice is durable before it is sent
-            self._local.conn = conn
-        return conn
+    def __init__(
+        self,
+        path: Path | None = None,
+        connect: Callable[[], Connection] | None = None,
+        schema: str | None = None,
+    ) -> None:
+        self.path = path
+        self._pg = schema is not None
+        if connect is None:
+            assert path is not None
+            path.parent.mkdir(parents=True, exist_ok=True)
+            connect = partial(_sqlite, path)
+        self._conns: ThreadConnections[Connection] = ThreadConnections(connect)
+        names = _POSTGRES | {"t": f"{schema}.alert_", "i": "alert_"} if self._pg else _SQLITE
+        self._t = str(names["t"])
+        self._p = "%s" if self._pg else "?"
+        for ddl in _SCHEMA:
+            self._conn().execute(ddl.format(**names))
+
+    def _conn(self) -> Connection:
+        return self._conns.get()
+
+    def _q(self, sql: str) -> str:
+        """Table names and placeholders of this database in a statement."""
+        return sql.replace("{t}", self._t).replace("?", self._p)
+
+    def _run(self, sql: str, params: Any = ()) -> Any:
+        return self._conn().execute(self._q(sql), params)
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def _tx(self) -> Iterator[Callable[..., Any]]:
         conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("BEGIN" if self._pg else "BEGIN IMMEDIATE")
         try:
-            yield conn
+            yield lambda sql, params=(): conn.execute(self._q(sql), params)
         except BaseException:
             conn.execute("ROLLBACK")
             raise
@@ -105,17 +129,20 @@ class AlertState:
 
     # -- rules --------------------------------------------------------------------------
 
-    def version(self) -> int:
-        """A number that changes whenever the database changed (SQLite's data_version):
-        another process added or removed a rule, say."""
-        changes = self._conn().execute("PRAGMA data_version").fetchone()[0]
-        rules = self._conn().execute("SELECT COUNT(*), MAX(created_ms) FROM rules").fetchone()
-        return hash((changes, *rules))
+    def version(self) -> object:
+        """Something that changes whenever the rules changed (another process added or
+        removed one); cheap enough to ask after every poll."""
+        if self._pg:
+            return tuple(self._run("SELECT COUNT(*), MAX(created_ms), string_agg(id, ','"
+                                   " ORDER BY id) FROM {t}rules").fetchone())  # fmt: skip
+        changes = self._run("PRAGMA data_version").fetchone()[0]
+        rules = self._run("SELECT COUNT(*), MAX(created_ms) FROM {t}rules").fetchone()
+        return (changes, *rules)
 
     def add(self, rule: Rule, created_ms: int) -> None:
         with self._tx() as c:
-            c.execute(
-                "INSERT INTO rules VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            c(
+                "INSERT INTO {t}rules VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     rule.id, rule.app, rule.owner, rule.metric.spec, rule.threshold,
                     rule.process_type, rule.sensitivity, rule.renotify, rule.webhook,
@@ -125,23 +152,21 @@ class AlertState:
 
     def remove(self, app: str, rule_id: str) -> bool:
         with self._tx() as c:
-            gone = c.execute("DELETE FROM rules WHERE app = ? AND id = ?", (app, rule_id))
-            if gone.rowcount:
-                c.execute("DELETE FROM states WHERE rule_id = ?", (rule_id,))
-                c.execute("DELETE FROM minute_values WHERE rule_id = ?", (rule_id,))
-            return bool(gone.rowcount)
+            gone = c("DELETE FROM {t}rules WHERE app = ? AND id = ?", (app, rule_id)).rowcount
+            if gone:
+                c("DELETE FROM {t}states WHERE rule_id = ?", (rule_id,))
+                c("DELETE FROM {t}minute_values WHERE rule_id = ?", (rule_id,))
+            return bool(gone)
 
     def rules(self, app: str | None = None) -> list[StoredRule]:
-        sql = "SELECT * FROM rules" + (" WHERE app = ?" if app else "") + " ORDER BY created_ms"
-        rows = self._conn().execute(sql, (app,) if app else ())
+        where = " WHERE app = ?" if app else ""
+        rows = self._run(f"SELECT * FROM {{t}}rules{where} ORDER BY created_ms, id",
+                         (app,) if app else ())  # fmt: skip
         return [_rule(row) for row in rows]
 
     def rule(self, app: str, rule_id: str) -> StoredRule | None:
-        row = (
-            self._conn()
-            .execute("SELECT * FROM rules WHERE app = ? AND id = ?", (app, rule_id))
-            .fetchone()
-        )
+        sql = "SELECT * FROM {t}rules WHERE app = ? AND id = ?"
+        row = self._run(sql, (app, rule_id)).fetchone()
         return None if row is None else _rule(row)
 
     # -- judging ------------------------------------------------------------------------
@@ -152,11 +177,13 @@ class AlertState:
         rows = list(values)
         if rows:
             with self._tx() as c:
-                c.executemany(
-                    "INSERT INTO minute_values VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE"
-                    " SET value = excluded.value, n = excluded.n WHERE excluded.n >= n",
-                    rows,
-                )
+                for row in rows:
+                    c(
+                        "INSERT INTO {t}minute_values AS v VALUES (?, ?, ?, ?)"
+                        " ON CONFLICT (rule_id, minute_ms) DO UPDATE"
+                        " SET value = excluded.value, n = excluded.n WHERE excluded.n >= v.n",
+                        row,
+                    )
 
     def put_events(self, rows: Iterable[tuple[str, int, str, str, str]], keep_from_ms: int) -> None:
         """(owner, ts, kind, process type, text) rows, for the text of notices; a row
@@ -164,28 +191,28 @@ class AlertState:
         found = list(rows)
         if found:
             with self._tx() as c:
-                c.executemany("INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?)", found)
-                c.execute("DELETE FROM events WHERE ts_ms < ?", (keep_from_ms,))
+                for row in found:
+                    c("INSERT INTO {t}events VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", row)
+                c("DELETE FROM {t}events WHERE ts_ms < ?", (keep_from_ms,))
 
     def events(self, owner: str, lo_ms: int, hi_ms: int) -> list[dict[str, Any]]:
-        rows = self._conn().execute(
-            "SELECT ts_ms, kind, process_type, text FROM events WHERE owner = ?"
+        rows = self._run(
+            "SELECT ts_ms, kind, process_type, text FROM {t}events WHERE owner = ?"
             " AND ts_ms >= ? AND ts_ms < ? ORDER BY ts_ms",
             (owner, lo_ms, hi_ms),
         )
         return [{"ts_ms": t, "kind": k, "process_type": pt, "text": x} for t, k, pt, x in rows]
 
     def values(self, rule_id: str, lo_ms: int, hi_ms: int) -> dict[int, float | None]:
-        rows = self._conn().execute(
-            "SELECT minute_ms, value FROM minute_values WHERE rule_id = ? AND minute_ms >= ?"
+        rows = self._run(
+            "SELECT minute_ms, value FROM {t}minute_values WHERE rule_id = ? AND minute_ms >= ?"
             " AND minute_ms <= ?",
             (rule_id, lo_ms, hi_ms),
         )
         return dict(rows.fetchall())
 
     def state(self, rule_id: str) -> State | None:
-        row = self._conn().execute("SELECT state FROM states WHERE rule_id = ?", (rule_id,))
-        found = row.fetchone()
+        found = self._run("SELECT state FROM {t}states WHERE rule_id = ?", (rule_id,)).fetchone()
         return None if found is None else State(**json.loads(found[0]))
 
     def judged(
@@ -199,30 +226,32 @@ class AlertState:
     ) -> None:
         """Store a judged minute's state and its notices, in one transaction."""
         with self._tx() as c:
-            c.execute(
-                "INSERT OR REPLACE INTO states VALUES (?, ?)", (rule.id, json.dumps(asdict(state)))
+            c(
+                "INSERT INTO {t}states VALUES (?, ?)"
+                " ON CONFLICT (rule_id) DO UPDATE SET state = excluded.state",
+                (rule.id, json.dumps(asdict(state))),
             )
             for n, channel in ((n, ch) for n in notices for ch in channels(rule)):
-                c.execute(
-                    "INSERT OR IGNORE INTO notices (rule_id, app, process_type, metric, state,"
+                c(
+                    "INSERT INTO {t}notices (rule_id, app, process_type, metric, state,"
                     " minute_ms, value, threshold, events, created_ms, sent_ms, channel)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                     (
                         rule.id, rule.app, rule.process_type, rule.metric.spec, n.state,
                         n.minute_ms, n.value, n.threshold, json.dumps(events), now_ms,
                         None if channel else now_ms, channel,
                     ),
                 )  # fmt: skip
-            c.execute(
-                "DELETE FROM minute_values WHERE rule_id = ? AND minute_ms < ?",
+            c(
+                "DELETE FROM {t}minute_values WHERE rule_id = ? AND minute_ms < ?",
                 (rule.id, keep_from_ms),
             )
 
     # -- the outbox ---------------------------------------------------------------------
 
     def due(self, now_ms: int, limit: int = 100) -> list[Outgoing]:
-        rows = self._conn().execute(
-            "SELECT * FROM notices WHERE sent_ms IS NULL AND error IS NULL AND next_ms <= ?"
+        rows = self._run(
+            "SELECT * FROM {t}notices WHERE sent_ms IS NULL AND error IS NULL AND next_ms <= ?"
             " ORDER BY id LIMIT ?",
             (now_ms, limit),
         )
@@ -230,20 +259,21 @@ class AlertState:
 
     def sent(self, notice_id: int, now_ms: int) -> None:
         with self._tx() as c:
-            c.execute("UPDATE notices SET sent_ms = ? WHERE id = ?", (now_ms, notice_id))
+            c("UPDATE {t}notices SET sent_ms = ? WHERE id = ?", (now_ms, notice_id))
 
     def retry(self, notice_id: int, next_ms: int, error: str, give_up: bool) -> None:
         with self._tx() as c:
-            c.execute(
-                "UPDATE notices SET attempts = attempts + 1, next_ms = ?, error = ? WHERE id = ?",
+            c(
+                "UPDATE {t}notices SET attempts = attempts + 1, next_ms = ?, error = ?"
+                " WHERE id = ?",
                 (next_ms, error if give_up else None, notice_id),
             )
 
     def history(self, app: str, start_ms: int, end_ms: int) -> list[Outgoing]:
-        rows = self._conn().execute(
-            "SELECT * FROM notices WHERE id IN (SELECT MIN(id) FROM notices WHERE app = ?"
-            " AND minute_ms >= ? AND minute_ms < ? GROUP BY rule_id, state, minute_ms)"
-            " ORDER BY minute_ms, id",
+        rows = self._run(
+            "SELECT * FROM {t}notices WHERE id IN (SELECT MIN(id) FROM {t}notices"
+            " WHERE app = ? AND minute_ms >= ? AND minute_ms < ?"
+            " GROUP BY rule_id, state, minute_ms) ORDER BY minute_ms, id",
             (app, start_ms, end_ms),
         )
         return [_outgoing(r) for r in rows]
@@ -251,21 +281,45 @@ class AlertState:
     # -- bus positions ------------------------------------------------------------------
 
     def positions(self) -> dict[tuple[str, int], int]:
-        rows = self._conn().execute("SELECT topic, partition, next_offset FROM positions")
+        rows = self._run("SELECT topic, partition, next_offset FROM {t}positions")
         return {(t, p): o for t, p, o in rows}
 
     def save_positions(self, positions: dict[tuple[str, int], int]) -> None:
         with self._tx() as c:
-            c.executemany(
-                "INSERT OR REPLACE INTO positions VALUES (?, ?, ?)",
-                [(t, p, o) for (t, p), o in positions.items()],
-            )
+            for (t, p), o in positions.items():
+                c(
+                    "INSERT INTO {t}positions VALUES (?, ?, ?) ON CONFLICT (topic, partition)"
+                    " DO UPDATE SET next_offset = excluded.next_offset",
+                    (t, p, o),
+                )
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        """Close every thread's connection (call when none is in use)."""
+        self._conns.close_all()
+
+
+def _sqlite(path: Path) -> sqlite3.Connection:
+    # Used by one thread only; check_same_thread off so `close` may run elsewhere.
+    conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")  # a notice is durable before it is sent
+    return conn
+
+
+def postgres_state(dsn: str, schema: str = "drainpipe") -> AlertState:
+    """The alerts database in PostgreSQL (tables `<schema>.alert_*`), shared by the
+    `alerts` role, the `api` role and `drainpipe alerts ... --postgres`."""
+    import psycopg
+
+    if not schema.isidentifier():
+        raise ValueError(f"schema name {schema!r} is not a plain SQL identifier")
+
+    def connect() -> Connection:
+        conn = psycopg.connect(dsn, autocommit=True)
+        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        return conn
+
+    return AlertState(connect=connect, schema=schema)
 
 
 def _rule(row: Any) -> StoredRule:

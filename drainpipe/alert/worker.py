@@ -70,7 +70,7 @@ class AlertWorker:
         self._consumer = bus.consumer(ALERTS_GROUP)
         self._rules: dict[tuple[str, str, str], list[Rule]] = {}  # (owner, pt, family)
         self._all: list[StoredRule] = []
-        self._version: int | None = None
+        self._version: object = None
         self._lag_ok = False
         self._lag_at = float("-inf")
         self._pool = futures.ThreadPoolExecutor(SENDERS, thread_name_prefix="alerts-send")
@@ -287,7 +287,6 @@ class AlertWorker:
                     log.exception("alert.deliver_failed")
         finally:
             self._pool.shutdown(wait=False, cancel_futures=True)
-            self.state.close()  # this thread's connection
 
 
 def _destination(rule: Rule, channel: str) -> str:

@@ -13,7 +13,9 @@ import logging
 import threading
 from typing import TYPE_CHECKING
 
-from drainpipe.alert.state import AlertState
+from drainpipe.alert import targets
+from drainpipe.alert.api import AlertsApi
+from drainpipe.alert.state import AlertState, postgres_state
 from drainpipe.alert.worker import AlertWorker
 from drainpipe.config import ROLES, Config
 from drainpipe.ingest import native
@@ -60,6 +62,13 @@ def registry(config: Config) -> AppRegistry:
     return postgres_registry(config.shards[0])
 
 
+def alert_state_of(config: Config) -> AlertState:
+    """The alerts database of a scale-out process: in PostgreSQL (the first shard, beside
+    the app registry) when there is one, so the `api` role serves the rules and history
+    the `alerts` role judges; else the data directory's file."""
+    return postgres_state(config.shards[0]) if config.shards else AlertState(config.alerts_path)
+
+
 def run(role: str, config: Config) -> None:
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}; roles: {', '.join(ROLES)}")
@@ -75,8 +84,16 @@ def run(role: str, config: Config) -> None:
     )
     if role == "api":
         store = postgres_store(config)
-        api = Api(registry(config), store, retention_days=config.retention_days)
-        http.serve(http.app(metrics, api=api), store.close, config, metrics)
+        apps = registry(config)
+        api = Api(apps, store, retention_days=config.retention_days)
+        alert_state = alert_state_of(config)
+        alerts = AlertsApi(apps, alert_state, nets=targets.nets_of(config))
+
+        def close() -> None:
+            store.close()
+            alert_state.close()
+
+        http.serve(http.app(metrics, api=api, alerts=alerts), close, config, metrics)
         return
     bus = kafka_bus(config)
     try:
@@ -89,7 +106,7 @@ def run(role: str, config: Config) -> None:
             ingress = Ingress(registry(config), acceptor, metrics, config)
             http.serve(http.app(metrics, ingress=ingress), lambda: None, config, metrics)
         elif role == "alerts":
-            state = AlertState(config.alerts_path)
+            state = alert_state_of(config)
             try:
                 AlertWorker.of(config, bus, state, metrics=metrics).run(until_signalled())
             finally:

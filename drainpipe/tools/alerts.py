@@ -1,10 +1,12 @@
 """`drainpipe alerts add|list|remove|test|run`: an app's threshold rules, from the shell.
 
 Rules live in the data directory's alerts database, which `drainpipe up` reads within
-seconds. `add` prints the rule as one JSON object, with the webhook's signing secret
-once (it is kept to sign, so it cannot be shown again: remove and add the rule for a
-new one). `test` sends a notice in state `test` on every channel of a rule, now. `run`
-is the scale-out `alerts` role (see `service.roles`).
+seconds; with `--postgres`, in the scale-out deployment's PostgreSQL, where the `alerts`
+role reads them and the `api` role serves them. `add` prints the rule as one JSON
+object, with the webhook's signing secret once (it is kept to sign, so it cannot be
+shown again: remove and add the rule for a new one). `test` sends a notice in state
+`test` on every channel of a rule, now. `run` is the scale-out `alerts` role (see
+`service.roles`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any, TextIO
 from drainpipe.alert import notify, rules, targets
 from drainpipe.alert.manage import make, shown
 from drainpipe.alert.rules import Rule, RuleError
-from drainpipe.alert.state import AlertState, channels
+from drainpipe.alert.state import AlertState, channels, postgres_state
 from drainpipe.clock import SYSTEM, Clock
 from drainpipe.config import Config
 from drainpipe.store.apps import AppRegistry
@@ -56,7 +58,9 @@ def add_parser(sub: Any) -> None:
     for command in (add, lst, rm, test):
         command.add_argument("--data-dir", type=Path)
         command.add_argument(
-            "--postgres", action="store_true", help="apps of the scale-out registry"
+            "--postgres",
+            action="store_true",
+            help="the scale-out deployment's apps and rules (in PostgreSQL)",
         )
 
 
@@ -67,7 +71,12 @@ def run(
     out: TextIO = sys.stdout,
     clock: Clock = SYSTEM,
 ) -> int:
-    state = AlertState(config.alerts_path)
+    if getattr(args, "postgres", False):
+        if not config.shards:
+            raise RuleError("--postgres needs DATABASE_URL or DRAINPIPE_SHARDS (the first shard)")
+        state = postgres_state(config.shards[0])
+    else:
+        state = AlertState(config.alerts_path)
     try:
         if args.alerts_command == "add":
             rule = make(

@@ -115,7 +115,7 @@ def wait(what: str, ok: Callable[[], bool], logs: Callable[[], str], timeout_s: 
 
 def run(
     scenario: Scenario,
-    alerts_db: Path,
+    state: AlertState,
     drain_url: str,
     secret: str,
     rule_id: str,
@@ -124,8 +124,8 @@ def run(
     logs: Callable[[], str],
 ) -> None:
     """Walk the clock through minutes 0-17, feeding traffic and waiting for each minute
-    to be read and judged; kill -9 the evaluator at KILL_AT."""
-    state = AlertState(alerts_db)
+    to be read and judged (in the evaluator's database, `state`); kill -9 the evaluator
+    at KILL_AT."""
 
     def read(minute: int) -> bool:
         at = T0 + minute * MINUTE_MS
@@ -139,22 +139,19 @@ def run(
         got = (scenario.hook.got, scenario.slack.got, scenario.inbox.messages)
         return min(len(g) for g in got) >= count
 
-    try:
-        for minute in range(RESOLVED + 2):
-            scenario.set_minute(minute)
-            if minute:
-                wait(f"minute {minute - 1} judged", partial(judged, minute - 1), logs)
-            if minute - 1 == FIRING:
-                wait("the firing notice on every channel", lambda: delivered(1), logs)
-            if minute == KILL_AT:
-                kill_and_restart()
-            if minute in TRAFFIC:
-                simulate(drain_url, secret, minute, env)
-                wait(f"minute {minute} read", partial(read, minute), logs)
-        wait("the resolved notice on every channel", lambda: delivered(3), logs)
-        time.sleep(1.0)  # nothing more comes
-    finally:
-        state.close()
+    for minute in range(RESOLVED + 2):
+        scenario.set_minute(minute)
+        if minute:
+            wait(f"minute {minute - 1} judged", partial(judged, minute - 1), logs)
+        if minute - 1 == FIRING:
+            wait("the firing notice on every channel", lambda: delivered(1), logs)
+        if minute == KILL_AT:
+            kill_and_restart()
+        if minute in TRAFFIC:
+            simulate(drain_url, secret, minute, env)
+            wait(f"minute {minute} read", partial(read, minute), logs)
+    wait("the resolved notice on every channel", lambda: delivered(3), logs)
+    time.sleep(1.0)  # nothing more comes
 
 
 def check(scenario: Scenario, rule: dict[str, Any]) -> None:

@@ -8,6 +8,7 @@ import os
 import signal
 from pathlib import Path
 
+from drainpipe.alert.state import AlertState
 from drainpipe.model import iso
 from tests.support import alerting, drains
 from tests.support.alerting import Scenario, scenario
@@ -31,9 +32,10 @@ def test_up_fires_reminds_and_resolves_once_across_a_kill_9(
         servers[-1].proc.wait(10)
         servers.append(drains.start(data, port, *flags, env=scenario.env()))
 
+    state = AlertState(data / "alerts.sqlite")
     try:
         alerting.run(
-            scenario, data / "alerts.sqlite", f"http://127.0.0.1:{port}/logs",
+            scenario, state, f"http://127.0.0.1:{port}/logs",
             app["drain_secret"], rule["id"], env, kill_and_restart,
             lambda: servers[-1].log_path.read_text(errors="replace"),
         )  # fmt: skip
@@ -50,6 +52,7 @@ def test_up_fires_reminds_and_resolves_once_across_a_kill_9(
             for state, minute in (("firing", 7), ("reminder", 12), ("resolved", 17))
         ]
     finally:
+        state.close()
         for s in servers:
             if s.proc.poll() is None:
                 drains.stop(s)
