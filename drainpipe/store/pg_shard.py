@@ -9,10 +9,10 @@ from __future__ import annotations
 import logging
 import threading
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypeVar
 
 import psycopg
 from psycopg import sql
@@ -24,6 +24,7 @@ from drainpipe.store import DAY_MS, day_name
 log = logging.getLogger("drainpipe.store.postgres")
 
 CONNECT_WAIT_S: Final = 30.0
+T = TypeVar("T")
 Kind = Literal["summaries", "events"]
 
 DAY_TABLE = r"^(summaries|events)_[0-9]{8}$"
@@ -166,6 +167,22 @@ class Shard:
                     with self._lock:
                         self._idle.append(conn)
             self._slots.release()
+
+    def read(self, query: Callable[[psycopg.Connection[Any]], T]) -> T:
+        """Run a read on a pooled connection, once more on a new one if the first was
+        dead: a pooled connection whose backend was terminated (a failover, a restart,
+        pg_terminate_backend) fails only when used, and a read may simply be repeated."""
+        try:
+            with self.connect() as conn:
+                return query(conn)
+        except psycopg.OperationalError as exc:
+            self.close()  # the other idle connections went with the same server
+            log.info(
+                "store.reconnecting",
+                extra={"shard": self.index, "error": str(exc).strip().splitlines()[0]},
+            )
+        with self.connect() as conn:
+            return query(conn)
 
     def _open(self) -> psycopg.Connection[Any]:
         params = conninfo_to_dict(self._dsn)

@@ -233,8 +233,8 @@ class PostgresStore:
             args.append(process_type)
         rows: list[tuple[int, str, bytes]] = []
         for shard in shards:
-            with shard.connect() as conn:
-                rows.extend(conn.execute(shard.q(query), args, binary=True).fetchall())
+            q = shard.q(query)
+            rows.extend(shard.read(functools.partial(_fetch, q, args, True)))
         rows.sort(key=lambda r: (r[0], r[1]))
         return [codec.decode_summary(payload) for _, _, payload in rows]
 
@@ -245,22 +245,20 @@ class PostgresStore:
         )
         spans: list[SeriesSpan] = []
         for shard in self.shards:  # a series lives on one shard
-            with shard.connect() as conn:
-                spans += [SeriesSpan(*r) for r in conn.execute(shard.q(query), [owner])]
+            q = shard.q(query)
+            spans += [
+                SeriesSpan(*r) for r in shard.read(functools.partial(_fetch, q, [owner], False))
+            ]
         return sorted(spans)
 
     def unsettled_hours(self, start_ms: int, end_ms: int) -> set[int]:
         out: set[int] = set()
+        span = (tiers.hour_of(start_ms), end_ms)
         for shard in self.shards:
-            with shard.connect() as conn:
-                rows = conn.execute(
-                    shard.q(
-                        "SELECT hour_ms FROM {schema}.settle_hours"
-                        " WHERE hour_ms >= %s AND hour_ms < %s"
-                    ),
-                    (tiers.hour_of(start_ms), end_ms),
-                ).fetchall()
-            out.update(r[0] for r in rows)
+            q = shard.q(
+                "SELECT hour_ms FROM {schema}.settle_hours WHERE hour_ms >= %s AND hour_ms < %s"
+            )
+            out.update(r[0] for r in shard.read(functools.partial(_fetch, q, span, False)))
         return out
 
     def settle(self, now_ms: int, after_ms: int = tiers.SETTLE_AFTER_MS) -> int:
@@ -342,8 +340,8 @@ class PostgresStore:
         )
         rows: list[tuple[int, str, str, str, str, dict[str, str]]] = []
         for shard in self.shards:
-            with shard.connect() as conn:
-                rows.extend(conn.execute(shard.q(query), (owner, start_ms, end_ms)).fetchall())
+            q = shard.q(query)
+            rows.extend(shard.read(functools.partial(_fetch, q, (owner, start_ms, end_ms), False)))
         rows.sort(key=lambda r: (r[0], r[2], r[3], r[4]))
         return [
             EventRecord(ts, pt, source, kind, text, attrs)
@@ -396,3 +394,7 @@ class PostgresStore:
     def close(self) -> None:
         for shard in self.shards:
             shard.close()
+
+
+def _fetch(query: sql.Composed, args: Sequence[object], binary: bool, conn: Any) -> list[Any]:
+    return list(conn.execute(query, args, binary=binary).fetchall())

@@ -159,3 +159,34 @@ def test_text_that_postgres_cannot_hold_is_stored_not_refused(pg_dsn_factory: Ds
     got = store.read_events("app-a", T0, T0 + 2)
     assert [e.text for e in got] == [long_line, "nul\ufffdbyte"]
     store.close()
+
+
+def test_reads_reconnect_after_the_server_terminated_pooled_connections(
+    pg_dsn_factory: DsnFactory,
+) -> None:
+    dsns = [pg_dsn_factory(), pg_dsn_factory()]
+    store = PostgresStore(dsns)
+    try:
+        series = [(o, "web") for o in owners(8)]
+        store.write_summaries(encoded([summary(o, T0) for o, _ in series]))
+        event = StoredEvent(series[0][0], EventRecord(T0, "web", "app", "deploy", "v2", {}))
+        store.write_events([event])
+        reads: dict[str, Callable[[], int]] = {
+            "summaries": lambda: len(
+                store.read_summaries(series[0][0], ROUTER.family, T0, T0 + DAY_MS)
+            ),
+            "series": lambda: len(store.series(series[0][0])),
+            "unsettled": lambda: len(store.unsettled_hours(T0, T0 + DAY_MS)),
+            "events": lambda: len(store.read_events(series[0][0], T0, T0 + DAY_MS)),
+        }
+        before = {name: read() for name, read in reads.items()}
+        for name, read in reads.items():
+            for dsn in dsns:  # every pooled backend goes, as in a failover
+                with psycopg.connect(dsn, autocommit=True) as admin:
+                    admin.execute(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    )
+            assert read() == before[name], name  # answered, on new connections
+    finally:
+        store.close()
