@@ -170,6 +170,7 @@ class Pipeline:
             stage,
             self.registry,
             return_freed_memory,
+            self.metrics,
         )
 
     def stop(self) -> None:

@@ -135,6 +135,7 @@ def run(role: str, config: Config) -> None:
                                 config.lateness_s,
                                 registry=registry(config),
                                 each_pass=return_freed_memory,
+                                metrics=metrics,
                             )
                         except BaseException as exc:
                             # Fatal for the role: its process manager restarts it whole.

@@ -38,7 +38,9 @@ _EVENT_TOPICS = frozenset((EVENTS_TOPIC, retry_topic(EVENTS_TOPIC)))
 # to overlap the next poll.
 MAX_BATCH = 65536
 MAX_ROWS = 8192
-MAX_BACKOFF_S = 30.0
+# Retries in place back off to at most this: a store that comes back is written to
+# within seconds, and a log line per try is few enough at this rate.
+MAX_BACKOFF_S = 5.0
 MAX_BLOCK_S = 240.0  # under Kafka's default max.poll.interval.ms (300 s)
 REVOKE_BUDGET_S = 30.0  # to store what was polled before partitions move on
 
@@ -267,15 +269,19 @@ class SinkWorker:
         """Store (or park in RETRY), retrying in place with backoff until `give_up`
         (monotonic; MAX_BLOCK_S from now by default); the caller commits."""
         backoff = 0.1
+        failed = 0
+        started = self.clock.monotonic()
         if give_up is None:
-            give_up = self.clock.monotonic() + MAX_BLOCK_S
+            give_up = started + MAX_BLOCK_S
         while True:
             try:
                 self._store(summaries, batch.events)
                 if self.stage is not None:
                     self.stage.recovered()
+                self._landed(batch, failed, started)
                 return Outcome.STORED
             except Exception as exc:
+                failed += 1
                 self.metrics.sink_failures.inc()
                 if self.stage is not None:
                     self.stage.failing(exc)
@@ -290,6 +296,20 @@ class SinkWorker:
                 if self.clock.monotonic() > give_up:
                     return Outcome.REJOIN
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
+
+    def _landed(self, batch: Pending, failed: int, started: float) -> None:
+        """Say so when a write lands after failing, and when parked messages are stored:
+        how anyone watching knows a store outage or a RETRY backlog is over."""
+        if failed:
+            self.metrics.writes_recovered.labels(self.group).inc()
+            log.info(
+                f"{self.group}.write_recovered",
+                extra={"failed_tries": failed, "messages": len(batch.messages),
+                       "seconds": round(self.clock.monotonic() - started, 3)},
+            )  # fmt: skip
+        if self.group == "retry" and batch.messages:
+            self.metrics.retry_stored.inc(len(batch.messages))
+            log.info("retry.stored", extra={"messages": len(batch.messages)})
 
     def _park(self, messages: list[Message], exc: Exception) -> None:
         assert self.retry is not None

@@ -17,6 +17,7 @@ from drainpipe.model import MINUTE_MS
 from drainpipe.store import DAY_MS, Store
 from drainpipe.store.apps import AppRegistry
 from drainpipe.telemetry.health import Stage
+from drainpipe.telemetry.metrics import SelfMetrics
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ def run(
     stage: Stage | None = None,
     registry: AppRegistry | None = None,
     each_pass: Callable[[], object] | None = None,
+    metrics: SelfMetrics | None = None,
 ) -> None:
     """Settle and retain until stop is set; `also_hourly` runs with retention and
     `each_pass` after every pass; with a registry, deleted apps' data is purged on every
@@ -46,18 +48,23 @@ def run(
     next_retention = float("-inf")
     while True:
         if clock.monotonic() >= next_retention:
-            dropped = store.drop_before(clock.now_ms() - retention_days * DAY_MS)
-            if dropped:
-                log.info("store.retention_dropped", extra={"tables": dropped})
-            if also_hourly is not None:
-                also_hourly()
-            next_retention = clock.monotonic() + RETENTION_EVERY_S
+            try:
+                dropped = store.drop_before(clock.now_ms() - retention_days * DAY_MS)
+                if dropped:
+                    log.info("store.retention_dropped", extra={"tables": dropped})
+                if also_hourly is not None:
+                    also_hourly()
+                next_retention = clock.monotonic() + RETENTION_EVERY_S
+            except Exception as exc:
+                # A database that is away now is tried again next pass, not in an hour,
+                # and never ends the upkeep (settling and retention would stop for good).
+                _failed("retention", exc, metrics)
         if registry is not None:
             try:
                 purge_deleted(registry, store, clock.now_ms())
-            except Exception:
+            except Exception as exc:
                 # Tried again next pass; a locked database must not stop the upkeep.
-                log.exception("apps.purge_failed")
+                _failed("purge", exc, metrics)
         try:
             t0 = clock.monotonic()
             settled = store.settle(clock.now_ms(), after_ms)
@@ -66,15 +73,24 @@ def run(
                     "store.hours_settled",
                     extra={"hours": settled, "seconds": round(clock.monotonic() - t0, 3)},
                 )
-        except Exception:
+        except Exception as exc:
             # The tiers only speed reads up; a failure here must not stop the sink.
-            log.exception("store.settle_failed")
+            _failed("settle", exc, metrics)
         if each_pass is not None:
             each_pass()
         if stage is not None:
             stage.beat()
         if stop.wait(SETTLE_EVERY_S):
             return
+
+
+def _failed(task: str, exc: Exception, metrics: SelfMetrics | None) -> None:
+    if metrics is not None:
+        metrics.upkeep_failures.labels(task).inc()
+    log.warning(
+        f"upkeep.{task}_failed",
+        extra={"error": f"{type(exc).__name__}: {str(exc).strip()}", "retry_in_s": SETTLE_EVERY_S},
+    )
 
 
 def purge_deleted(

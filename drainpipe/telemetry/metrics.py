@@ -84,6 +84,24 @@ class SelfMetrics:
         self.sink_failures = Counter(
             "drainpipe_sink_write_failures", "Store writes that failed and were retried", registry=r
         )
+        self.writes_recovered = Counter(
+            "drainpipe_sink_writes_recovered",
+            "Store writes that landed after failing at least once, by consumer group "
+            "(sink, or retry for batches parked in RETRY topics)",
+            ["group"],
+            registry=r,
+        )
+        self.retry_stored = Counter(
+            "drainpipe_retry_messages_stored",
+            "Messages parked in RETRY topics that the retry role has now stored",
+            registry=r,
+        )
+        self.upkeep_failures = Counter(
+            "drainpipe_upkeep_failures",
+            "Upkeep tasks that failed and will be tried again, by task (retention, settle, purge)",
+            ["task"],
+            registry=r,
+        )
         self.connections_refused = Counter(
             "drainpipe_http_connections_refused",
             "HTTP connections refused or closed by a limit (slow headers or body, oversized "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import Counter
@@ -66,8 +67,9 @@ def wait_for(store: PostgresStore, count: int, timeout_s: float = 20) -> int:
 
 
 def test_failed_writes_park_in_retry_and_land_once_the_shard_is_back(
-    tmp_path: Path, shard: pg_cluster.Cluster
+    tmp_path: Path, shard: pg_cluster.Cluster, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO)
     bus = EmbeddedBus(tmp_path / "bus", partitions=2)
     store = PostgresStore([shard.dsn])
     metrics = SelfMetrics()
@@ -80,13 +82,21 @@ def test_failed_writes_park_in_retry_and_land_once_the_shard_is_back(
     while time.monotonic() < deadline and not bus.tail("RETRY." + ROUTER.summary_topic):
         time.sleep(0.05)
     assert len(bus.tail("RETRY." + ROUTER.summary_topic)) == 5  # parked, fresh data flows on
+    time.sleep(3.0)  # long enough for the backoff to reach its cap
     shard.start()
-    # The retry worker backs off up to 30 s between attempts while the shard is down.
     assert wait_for(store, 5, timeout_s=60) == 5
     for stop, t in stops:
         stop.set()
         t.join(10)
     assert bus.load_positions("sink")[(ROUTER.summary_topic, 0)].offset >= 0
+    # The backlog's end is visible: logged, counted, and the tries came at most 5 s apart.
+    waits = [r.__dict__["retry_in_s"] for r in caplog.records
+             if r.getMessage() == "retry.write_failed"]  # fmt: skip
+    assert waits and max(waits) <= 5.0
+    assert any(r.getMessage() == "retry.write_recovered" for r in caplog.records)
+    counted = metrics.render().decode()
+    assert "drainpipe_retry_messages_stored_total 5.0" in counted
+    assert 'drainpipe_sink_writes_recovered_total{group="retry"}' in counted
     store.close()
     bus.close()
 

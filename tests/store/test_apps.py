@@ -312,7 +312,7 @@ def test_a_purge_that_fails_leaves_the_upkeep_running(
         stop = threading.Event()
         stop.set()  # one pass
         upkeep.run(store, stop, 8, 300, clock=clock, registry=registry)
-        assert "apps.purge_failed" in caplog.text
+        assert "upkeep.purge_failed" in caplog.text
     finally:
         store.close()
         registry.close()
