@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import shutil
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from drainpipe.alert.rules import RuleError
+from drainpipe.bus import BusUnavailable
 from drainpipe.clock import SYSTEM
 from drainpipe.config import ROLES, Config, ConfigError
 from drainpipe.store.apps import AppError, AppRegistry, postgres_registry, sqlite_registry
@@ -243,7 +245,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             config = Config.from_env(os.environ, **where, **tls, **dirs)
             from drainpipe.service import roles
 
-            roles.run(role, config)
+            try:
+                roles.run(role, config)
+            except (ConfigError, BusUnavailable) as exc:
+                # One structured line, as the role's other logs are, for its supervisor.
+                logging.getLogger("drainpipe.service.roles").error(
+                    "role.start_failed", extra={"role": role, "error": str(exc)}
+                )
+                return 2
             return 0
         config = Config.from_env(os.environ, data_dir=args.data_dir)
         if args.command == "simulate":

@@ -235,7 +235,7 @@ class Config:
 
     def require_scale(self, role: str) -> None:
         missing = []
-        if not self.kafka_bootstrap:
+        if not self.kafka_bootstrap and role != "api":  # the api reads PostgreSQL only
             missing.append("KAFKA_BOOTSTRAP_SERVERS (or KAFKA_URL)")
         if not self.shards and role in ("sink", "retry", "api", "ingress"):
             missing.append("DATABASE_URL or DRAINPIPE_SHARDS")

@@ -9,15 +9,17 @@ run (32 partitions allow up to 32 of each).
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import threading
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit, urlunsplit
 
 from drainpipe.alert import targets
 from drainpipe.alert.api import AlertsApi
 from drainpipe.alert.state import AlertState, postgres_state
 from drainpipe.alert.worker import AlertWorker
-from drainpipe.config import ROLES, Config
+from drainpipe.config import ROLES, Config, ConfigError
 from drainpipe.ingest import native
 from drainpipe.ingest.acceptor import RECENT_FRAME_IDS, LocalAcceptor, recent_frames
 from drainpipe.ingest.drain import Ingress
@@ -69,10 +71,61 @@ def alert_state_of(config: Config) -> AlertState:
     return postgres_state(config.shards[0]) if config.shards else AlertState(config.alerts_path)
 
 
+PREFLIGHT_TIMEOUT_S = 10.0
+
+
+def _redacted(dsn: str) -> str:
+    """A database URL without its password, for messages."""
+    parts = urlsplit(dsn)
+    if parts.password is None:
+        return dsn
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+
+
+def preflight(role: str, config: Config) -> None:
+    """What a role needs, checked before it starts: the client libraries, then each
+    PostgreSQL shard and the Kafka brokers, answering within PREFLIGHT_TIMEOUT_S. A
+    ConfigError says what is missing or unreachable and what to do about it."""
+    needs_kafka = role != "api"
+    needs_pg = role != "rollup" and (role != "alerts" or bool(config.shards))
+    wanted = [("confluent_kafka", "Kafka")] if needs_kafka else []
+    wanted += [("psycopg", "PostgreSQL")] if needs_pg else []
+    for module, what in wanted:
+        if importlib.util.find_spec(module) is None:
+            raise ConfigError(
+                f"`drainpipe {role}` needs the {what} client ({module}), which is not installed:"
+                " pip install 'drainpipe[scale]'"
+            )
+    if needs_pg:
+        import psycopg
+
+        for i, dsn in enumerate(config.shards):
+            try:
+                psycopg.connect(dsn, connect_timeout=int(PREFLIGHT_TIMEOUT_S)).close()
+            except psycopg.Error as exc:
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise ConfigError(
+                    f"cannot connect to PostgreSQL shard {i} ({_redacted(dsn)}): {first}; "
+                    "check DATABASE_URL or DRAINPIPE_SHARDS and that the server is up"
+                ) from None
+    if needs_kafka:
+        from drainpipe.bus.kafka.bus import reachable
+
+        problem = reachable(config.kafka_bootstrap or "", dict(config.kafka_config),
+                            PREFLIGHT_TIMEOUT_S)  # fmt: skip
+        if problem:
+            raise ConfigError(
+                f"cannot reach Kafka at {config.kafka_bootstrap}: {problem}; check "
+                "KAFKA_BOOTSTRAP_SERVERS (or KAFKA_URL) and that the brokers are up"
+            )
+
+
 def run(role: str, config: Config) -> None:
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}; roles: {', '.join(ROLES)}")
     config.require_scale(role)
+    preflight(role, config)
     metrics = SelfMetrics()
     log.info(
         "drainpipe.role",

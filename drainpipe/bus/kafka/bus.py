@@ -69,6 +69,18 @@ def _append_error(errors: list[KafkaError | None], err: KafkaError | None, _msg:
     errors.append(err)
 
 
+def reachable(bootstrap: str, extra: Mapping[str, str], timeout_s: float) -> str | None:
+    """None if the brokers answer a metadata request within timeout_s, else why not."""
+    settings: dict[str, Any] = {"bootstrap.servers": bootstrap, "logger": _librdkafka_log,
+                                "error_cb": _on_client_error, **extra}  # fmt: skip
+    admin = AdminClient(settings)
+    try:
+        admin.list_topics(timeout=timeout_s)
+    except KafkaException as exc:
+        return _error_text(exc)
+    return None
+
+
 class KafkaBus:
     """Producers and consumer-group members on one Kafka cluster (see the module doc)."""
 
