@@ -12,9 +12,10 @@ from starlette.responses import Response
 from drainpipe.clock import SYSTEM, Clock
 from drainpipe.model import RESERVED_MARK, SCHEMAS, SKIP_REASONS, late_name, parse_iso, skipped_name
 from drainpipe.query import downsample, plan
-from drainpipe.store import Store
+from drainpipe.store import ShardUnavailable, Store, collecting_missing
 from drainpipe.store.access import Denied, access_of, authorize
 from drainpipe.store.apps import Access, App, AppRegistry
+from drainpipe.telemetry.metrics import SelfMetrics
 
 MAX_POINTS = 20_160  # 14 days of minutes per series
 DEFAULT_WINDOW_MS = 2 * 3_600_000
@@ -51,8 +52,14 @@ def parse_time(name: str, raw: str | None, default_ms: int) -> int:
 
 class Api:
     def __init__(
-        self, registry: AppRegistry, store: Store, clock: Clock = SYSTEM, retention_days: int = 8
+        self,
+        registry: AppRegistry,
+        store: Store,
+        clock: Clock = SYSTEM,
+        retention_days: int = 8,
+        metrics: SelfMetrics | None = None,
     ) -> None:
+        self.counters = metrics
         self.registry = registry
         self.clock = clock
         self.store = store
@@ -111,7 +118,32 @@ class Api:
             )
         return start, end, step
 
+    def _answer(self, body: dict[str, object], missing: set[int]) -> Response:
+        """The answer, marked partial when shards that hold some of it did not answer."""
+        if missing:
+            body["partial"] = {
+                "missing_shards": sorted(missing),
+                "reason": "the store's shards listed did not answer: series of this app "
+                "stored there are missing from this answer",
+            }
+            if self.counters is not None:
+                for shard in missing:
+                    self.counters.api_partial.labels(str(shard)).inc()
+        return json_response(body)
+
+    def _unavailable(self, exc: ShardUnavailable) -> Response:
+        if self.counters is not None:
+            self.counters.api_partial.labels(str(exc.shard)).inc()
+        body = {"error": f"{exc}; what was asked for is stored there only, try again shortly"}
+        response = json_response(body, 503)
+        response.headers["Retry-After"] = "5"
+        return response
+
     async def metrics(self, request: Request) -> Response:
+        with collecting_missing() as missing:
+            return await self._metrics(request, missing)
+
+    async def _metrics(self, request: Request, missing: set[int]) -> Response:
         try:
             app = self._authorize(request)
             metric = request.path_params["metric"]
@@ -128,7 +160,7 @@ class Api:
             # Whole intervals: the first step-aligned interval may start before `start`.
             lo = start - start % (step * 1000)
             rows = await run_in_threadpool(plan.read, self.store, app.id, family, lo, end, pt, step)
-            body = {
+            body: dict[str, object] = {
                 "app": app.name,
                 "metric": metric,
                 "step": step,
@@ -136,9 +168,11 @@ class Api:
                 "end": downsample.iso(end),
                 "series": downsample.series(metric, rows, step),
             }
-            return json_response(body)
+            return self._answer(body, missing)
         except ApiError as exc:
             return json_response({"error": str(exc)}, exc.status)
+        except ShardUnavailable as exc:
+            return self._unavailable(exc)
 
     async def apps(self, request: Request) -> Response:
         """GET /api/v1/apps: the apps this token may read."""
@@ -160,6 +194,10 @@ class Api:
         first and last minute with data, the retention, and what it lost in [start, end)
         (default: the past day) by cause: lines dropped as late, by family, and lines
         skipped, by reason."""
+        with collecting_missing() as missing:
+            return await self._app(request, missing)
+
+    async def _app(self, request: Request, missing: set[int]) -> Response:
         try:
             app = self._authorize(request)
             start, end, _ = self._span(request, DROPS_WINDOW_MS)
@@ -170,7 +208,7 @@ class Api:
                 if not s.family.startswith("custom." + RESERVED_MARK)
             ]
             metrics = sorted({name for s in spans for name in downsample.metrics_of(s.family)})
-            body = {
+            body: dict[str, object] = {
                 "app": app.name,
                 "process_types": sorted({s.process_type for s in spans}),
                 "metrics": metrics,
@@ -181,9 +219,11 @@ class Api:
                 "end": downsample.iso(end),
                 "dropped": dropped,
             }
-            return json_response(body)
+            return self._answer(body, missing)
         except ApiError as exc:
             return json_response({"error": str(exc)}, exc.status)
+        except ShardUnavailable as exc:
+            return self._unavailable(exc)
 
     def _dropped(self, owner: str, start: int, end: int) -> dict[str, object]:
         def total(name: str) -> int:
@@ -199,6 +239,10 @@ class Api:
         }
 
     async def events(self, request: Request) -> Response:
+        with collecting_missing() as missing:
+            return await self._events(request, missing)
+
+    async def _events(self, request: Request, missing: set[int]) -> Response:
         try:
             app = self._authorize(request)
             start, end, _ = self._span(request)
@@ -215,6 +259,8 @@ class Api:
                 }
                 for e in rows
             ]
-            return json_response({"app": app.name, "events": events})
+            return self._answer({"app": app.name, "events": events}, missing)
         except ApiError as exc:
             return json_response({"error": str(exc)}, exc.status)
+        except ShardUnavailable as exc:
+            return self._unavailable(exc)

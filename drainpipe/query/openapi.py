@@ -28,6 +28,7 @@ def _errors(*codes: int) -> dict[str, Any]:
         401: "no API token, or an unknown one",
         403: "the token may not read this app",
         404: "no such metric",
+        503: "what was asked for is stored on a shard that does not answer: retry (Retry-After)",
     }
     return {str(c): _answer(text[c], _ERROR) for c in codes}
 
@@ -88,6 +89,17 @@ _SCHEMAS: dict[str, Any] = {
             "start": _TIME,
             "end": _TIME,
             "series": {"type": "array", "items": {"$ref": "#/components/schemas/Series"}},
+            "partial": {"$ref": "#/components/schemas/Partial"},
+        },
+    },
+    "Partial": {
+        "type": "object",
+        "description": "present when store shards did not answer: the answer lacks the "
+        "app's series stored there",
+        "required": ["missing_shards", "reason"],
+        "properties": {
+            "missing_shards": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+            "reason": {"type": "string"},
         },
     },
     "Events": {
@@ -111,6 +123,7 @@ _SCHEMAS: dict[str, Any] = {
                     },
                 },
             },
+            "partial": {"$ref": "#/components/schemas/Partial"},
         },
     },
     "Apps": {
@@ -166,6 +179,7 @@ _SCHEMAS: dict[str, Any] = {
                     },
                 },
             },
+            "partial": {"$ref": "#/components/schemas/Partial"},
         },
     },
 }
@@ -225,7 +239,7 @@ def document(version: str) -> dict[str, Any]:
                     "parameters": [_NAME, *_RANGE],
                     "responses": {
                         "200": _answer("the catalogue", {"$ref": "#/components/schemas/App"}),
-                        **_errors(400, 401, 403),
+                        **_errors(400, 401, 403, 503),
                     },
                 }
             },
@@ -261,7 +275,7 @@ def document(version: str) -> dict[str, Any]:
                     ],
                     "responses": {
                         "200": _answer("the points", {"$ref": "#/components/schemas/Metric"}),
-                        **_errors(400, 401, 403, 404),
+                        **_errors(400, 401, 403, 404, 503),
                     },
                 }
             },
@@ -272,7 +286,7 @@ def document(version: str) -> dict[str, Any]:
                     "parameters": [_NAME, *_RANGE],
                     "responses": {
                         "200": _answer("the events", {"$ref": "#/components/schemas/Events"}),
-                        **_errors(400, 401, 403),
+                        **_errors(400, 401, 403, 503),
                     },
                 }
             },

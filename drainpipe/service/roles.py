@@ -138,7 +138,7 @@ def run(role: str, config: Config) -> None:
     if role == "api":
         store = postgres_store(config)
         apps = registry(config)
-        api = Api(apps, store, retention_days=config.retention_days)
+        api = Api(apps, store, retention_days=config.retention_days, metrics=metrics)
         alert_state = alert_state_of(config)
         alerts = AlertsApi(apps, alert_state, nets=targets.nets_of(config))
 

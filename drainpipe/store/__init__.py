@@ -6,11 +6,17 @@ merged more measurements (`n`), so replays and duplicates never count twice and 
 roll a window back; events are keyed by their content.
 Both partition by UTC day and enforce retention by dropping whole days, and both keep
 10-minute and hour rows beside the minute ones for long charts (`tiers`).
+
+A read over several shards while one is down answers from the others when its caller
+collects what is missing (`collecting_missing`): a partial outage hides only the series
+on the shard that is away. A read that needs only that shard raises `ShardUnavailable`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
@@ -18,6 +24,36 @@ from drainpipe.codec import EncodedSummary
 from drainpipe.model import EventRecord, Summary
 
 DAY_MS = 86_400_000
+_MISSING: ContextVar[set[int] | None] = ContextVar("drainpipe_missing_shards", default=None)
+
+
+class ShardUnavailable(Exception):
+    """A read needs a shard that does not answer."""
+
+    def __init__(self, shard: int, message: str) -> None:
+        super().__init__(message)
+        self.shard = shard
+
+
+@contextmanager
+def collecting_missing() -> Iterator[set[int]]:
+    """While open, multi-shard reads (in this context and the threads it starts work
+    in) skip a shard that does not answer and add its index to the set yielded."""
+    found: set[int] = set()
+    token = _MISSING.set(found)
+    try:
+        yield found
+    finally:
+        _MISSING.reset(token)
+
+
+def went_without(shard: int) -> bool:
+    """Note that a read skipped `shard`; False when nobody collects (then it must raise)."""
+    found = _MISSING.get()
+    if found is None:
+        return False
+    found.add(shard)
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,8 +92,11 @@ class Store(Protocol):
     def series(self, owner: str) -> list[SeriesSpan]:
         """Every series of one app that has minute rows, with its first and last minute."""
 
-    def unsettled_hours(self, start_ms: int, end_ms: int) -> set[int]:
-        """Hours touching [start_ms, end_ms) whose tier rows may lag their minutes (`tiers`)."""
+    def unsettled_hours(
+        self, start_ms: int, end_ms: int, series: tuple[str, str] | None = None
+    ) -> set[int]:
+        """Hours touching [start_ms, end_ms) whose tier rows may lag their minutes
+        (`tiers`); of the shard of one (owner, process type) `series` where given."""
 
     def settle(self, now_ms: int, after_ms: int = ...) -> int:
         """Build the tier rows of the hours due by now_ms; returns how many hours."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Final, Literal, TypeVar
@@ -19,11 +19,13 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.pq import TransactionStatus
 
-from drainpipe.store import DAY_MS, day_name
+from drainpipe.clock import SYSTEM
+from drainpipe.store import DAY_MS, ShardUnavailable, day_name, went_without
 
 log = logging.getLogger("drainpipe.store.postgres")
 
 CONNECT_WAIT_S: Final = 30.0
+DOWN_FOR_S: Final = 5.0
 T = TypeVar("T")
 Kind = Literal["summaries", "events"]
 
@@ -138,6 +140,7 @@ class Shard:
         self._slots = threading.BoundedSemaphore(max_connections)
         self._max = max_connections
         self._ready = False
+        self._down_until = float("-inf")
         self.partitions: set[str] = set()
 
     def q(self, template: str, **parts: sql.Composable) -> sql.Composed:
@@ -171,18 +174,27 @@ class Shard:
     def read(self, query: Callable[[psycopg.Connection[Any]], T]) -> T:
         """Run a read on a pooled connection, once more on a new one if the first was
         dead: a pooled connection whose backend was terminated (a failover, a restart,
-        pg_terminate_backend) fails only when used, and a read may simply be repeated."""
+        pg_terminate_backend) fails only when used, and a read may simply be repeated.
+        A shard that fails that too raises ShardUnavailable, and so does every read of
+        it for DOWN_FOR_S after, so requests do not each wait out its timeout."""
+        if SYSTEM.monotonic() < self._down_until:
+            raise ShardUnavailable(
+                self.index, f"PostgreSQL shard {self.index} did not answer {DOWN_FOR_S:g} s ago"
+            )
         try:
             with self.connect() as conn:
                 return query(conn)
         except psycopg.OperationalError as exc:
             self.close()  # the other idle connections went with the same server
-            log.info(
-                "store.reconnecting",
-                extra={"shard": self.index, "error": str(exc).strip().splitlines()[0]},
-            )
-        with self.connect() as conn:
-            return query(conn)
+            log.info("store.reconnecting", extra={"shard": self.index, "error": _first(exc)})
+        try:
+            with self.connect() as conn:
+                return query(conn)
+        except (psycopg.OperationalError, TimeoutError) as exc:
+            self._down_until = SYSTEM.monotonic() + DOWN_FOR_S
+            raise ShardUnavailable(
+                self.index, f"PostgreSQL shard {self.index} does not answer: {_first(exc)}"
+            ) from exc
 
     def _open(self) -> psycopg.Connection[Any]:
         params = conninfo_to_dict(self._dsn)
@@ -246,3 +258,29 @@ class Shard:
             idle, self._idle = self._idle, []
         for conn in idle:
             conn.close()
+
+
+def _first(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def read_each(shards: list[Shard], query: sql.Composed | Callable[[Shard], sql.Composed],
+              args: Sequence[object], binary: bool = False) -> list[Any]:  # fmt: skip
+    """The rows of one query on each of shards. A shard that does not answer is skipped
+    when the caller collects what is missing (`store.collecting_missing`) and more than
+    one shard was asked; otherwise its ShardUnavailable goes up."""
+    rows: list[Any] = []
+    for shard in shards:
+        q = query(shard) if callable(query) else query
+
+        def fetch(conn: psycopg.Connection[Any], q: sql.Composed = q) -> list[Any]:
+            return list(conn.execute(q, args, binary=binary).fetchall())
+
+        try:
+            rows.extend(shard.read(fetch))
+        except ShardUnavailable as exc:
+            if len(shards) == 1 or not went_without(shard.index):
+                raise
+            log.warning("store.shard_skipped", extra={"shard": shard.index, "error": str(exc)})
+    return rows

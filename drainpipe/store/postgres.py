@@ -33,7 +33,7 @@ import logging
 import re
 import threading
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Final
 
 import psycopg
@@ -57,6 +57,7 @@ from drainpipe.store.pg_shard import (
     Shard,
     WriteStats,
     clean,
+    read_each,
 )
 from drainpipe.store.shards import ShardRing
 
@@ -231,10 +232,7 @@ class PostgresStore:
             shards = [self.shards[self.ring.shard_for(owner, process_type)]]
             query += " AND process_type = %s"
             args.append(process_type)
-        rows: list[tuple[int, str, bytes]] = []
-        for shard in shards:
-            q = shard.q(query)
-            rows.extend(shard.read(functools.partial(_fetch, q, args, True)))
+        rows: list[tuple[int, str, bytes]] = read_each(shards, _q(query), args, binary=True)
         rows.sort(key=lambda r: (r[0], r[1]))
         return [codec.decode_summary(payload) for _, _, payload in rows]
 
@@ -243,23 +241,16 @@ class PostgresStore:
             "SELECT process_type, family, min(start_ms), max(start_ms) FROM {schema}.summaries"
             " WHERE owner = %s AND period_s = 60 GROUP BY process_type, family"
         )
-        spans: list[SeriesSpan] = []
-        for shard in self.shards:  # a series lives on one shard
-            q = shard.q(query)
-            spans += [
-                SeriesSpan(*r) for r in shard.read(functools.partial(_fetch, q, [owner], False))
-            ]
-        return sorted(spans)
+        # A series lives on one shard.
+        return sorted(SeriesSpan(*r) for r in read_each(self.shards, _q(query), [owner]))
 
-    def unsettled_hours(self, start_ms: int, end_ms: int) -> set[int]:
-        out: set[int] = set()
+    def unsettled_hours(
+        self, start_ms: int, end_ms: int, series: tuple[str, str] | None = None
+    ) -> set[int]:
+        query = "SELECT hour_ms FROM {schema}.settle_hours WHERE hour_ms >= %s AND hour_ms < %s"
         span = (tiers.hour_of(start_ms), end_ms)
-        for shard in self.shards:
-            q = shard.q(
-                "SELECT hour_ms FROM {schema}.settle_hours WHERE hour_ms >= %s AND hour_ms < %s"
-            )
-            out.update(r[0] for r in shard.read(functools.partial(_fetch, q, span, False)))
-        return out
+        shards = self.shards if series is None else [self.shards[self.ring.shard_for(*series)]]
+        return {r[0] for r in read_each(shards, _q(query), span)}
 
     def settle(self, now_ms: int, after_ms: int = tiers.SETTLE_AFTER_MS) -> int:
         """Build the tier rows of every due hour on every shard (see `tiers`); returns how
@@ -338,10 +329,9 @@ class PostgresStore:
             "SELECT ts_ms, process_type, source, kind, text, attrs FROM {schema}.events"
             " WHERE owner = %s AND ts_ms >= %s AND ts_ms < %s"
         )
-        rows: list[tuple[int, str, str, str, str, dict[str, str]]] = []
-        for shard in self.shards:
-            q = shard.q(query)
-            rows.extend(shard.read(functools.partial(_fetch, q, (owner, start_ms, end_ms), False)))
+        rows: list[tuple[int, str, str, str, str, dict[str, str]]] = read_each(
+            self.shards, _q(query), (owner, start_ms, end_ms)
+        )
         rows.sort(key=lambda r: (r[0], r[2], r[3], r[4]))
         return [
             EventRecord(ts, pt, source, kind, text, attrs)
@@ -396,5 +386,5 @@ class PostgresStore:
             shard.close()
 
 
-def _fetch(query: sql.Composed, args: Sequence[object], binary: bool, conn: Any) -> list[Any]:
-    return list(conn.execute(query, args, binary=binary).fetchall())
+def _q(template: str) -> Callable[[Shard], sql.Composed]:
+    return lambda shard: shard.q(template)

@@ -128,7 +128,9 @@ class SqliteStore:
             _rollback(conn)
             raise
 
-    def unsettled_hours(self, start_ms: int, end_ms: int) -> set[int]:
+    def unsettled_hours(
+        self, start_ms: int, end_ms: int, series: tuple[str, str] | None = None
+    ) -> set[int]:
         rows = self._conn().execute(
             "SELECT hour_ms FROM settle_hours WHERE hour_ms >= ? AND hour_ms < ?",
             (tiers.hour_of(start_ms), end_ms),

@@ -102,6 +102,13 @@ class SelfMetrics:
             ["task"],
             registry=r,
         )
+        self.api_partial = Counter(
+            "drainpipe_api_partial_answers",
+            "API answers given without a store shard that did not answer (partial, or a "
+            "503 when everything asked for is on it), by shard",
+            ["shard"],
+            registry=r,
+        )
         self.connections_refused = Counter(
             "drainpipe_http_connections_refused",
             "HTTP connections refused or closed by a limit (slow headers or body, oversized "

@@ -180,6 +180,11 @@
       parts.push(el("span", { class: "drops", title: JSON.stringify(d) },
         `${C.fmt(d.total)} lines dropped in the past day (${C.fmt(late)} late, ${C.fmt(d.total - late)} skipped)`));
     }
+    if (catalogue.partial) {
+      parts.push(el("span", { class: "drops", id: "partial", title: catalogue.partial.reason },
+        `Part of the store did not answer (shard ${catalogue.partial.missing_shards.join(", ")}): ` +
+        "process types stored there are missing"));
+    }
     return el("div", { class: "controls card" }, parts);
   }
 
