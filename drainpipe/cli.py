@@ -135,6 +135,11 @@ def _parser() -> argparse.ArgumentParser:
         help="create the --apps apps in the registry of --data-dir; prints their credentials",
     )
     sim.add_argument("--data-dir", type=Path, help="registry for --create-apps (./data)")
+    sim.add_argument(
+        "--postgres",
+        action="store_true",
+        help="--create-apps in the scale-out registry (DATABASE_URL or DRAINPIPE_SHARDS)",
+    )
     sim.add_argument("--app-prefix", default="sim", help="apps are named <prefix>-1... (sim)")
     sim.add_argument("--rate", type=float, default=1000.0, help="lines per second (1000)")
     sim.add_argument(
@@ -195,6 +200,12 @@ def _share_metrics(data_dir: Path) -> None:
     mine = base / f"metrics-{os.getpid()}"
     mine.mkdir(exist_ok=True)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(mine)
+
+
+def _first_shard(config: Config) -> str:
+    if not config.shards:
+        raise ConfigError("--postgres needs DATABASE_URL or DRAINPIPE_SHARDS (the registry's)")
+    return config.shards[0]
 
 
 def _tokens(registry: AppRegistry, args: argparse.Namespace) -> int:
@@ -275,6 +286,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 router_only=args.router_only,
                 create_apps=args.create_apps,
                 apps_path=config.apps_path,
+                registry_dsn=_first_shard(config) if args.postgres else None,
                 app_prefix=args.app_prefix,
                 event_interval_s=args.event_interval_s,
             )
@@ -284,7 +296,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return replay.run(args.files, args.app, config, sys.stderr, args.batch_lines)
         registry = (
-            postgres_registry(config.shards[0])
+            postgres_registry(_first_shard(config))
             if args.postgres
             else sqlite_registry(config.apps_path)
         )

@@ -11,7 +11,7 @@ import re
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import ClassVar
@@ -244,6 +244,37 @@ def test_posting_retries_429_and_5xx_three_times_and_drops_other_4xx(flaky: str)
     assert {auth for _, auth in _Flaky.seen} == {basic_auth("drain", "s3cret")}
 
 
+def test_a_receiver_away_for_seconds_loses_nothing_as_with_logplex() -> None:
+    """Nothing listens for the first 1.5 s (a restart): the frames are held and the
+    connection retried with backoff, not dropped after three quick tries."""
+    port = drains.free_port()
+    body = bodies(lines(40, apps=1, rate=1000), 1, max_lines=10)
+    _Flaky.seen, _Flaky.plan = [], {}
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), _Flaky, bind_and_activate=False)
+    server.allow_reuse_address = True
+
+    def open_later() -> None:
+        server.server_bind()
+        server.server_activate()
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    later = threading.Timer(1.5, open_later)
+    later.start()
+    try:
+        target = parse_url(f"http://drain:s3cret@127.0.0.1:{port}/logs")
+        poster = Poster(target, [basic_auth("drain", "s3cret")], ["d.x"], connections=2)
+        stats = poster.run(
+            body, lambda b: 0.0, Progress("t", io.StringIO()), sum(b.count for b in body)
+        )
+    finally:
+        later.join()
+        server.shutdown()
+        server.server_close()
+    assert stats.acked_bodies == len(body) and stats.dropped_bodies == 0
+    assert stats.reconnects > 0 and stats.answers == Counter()
+    assert {frame for frame, _ in _Flaky.seen} == {b.frame_id for b in body}
+
+
 def test_simulate_posts_to_drainpipe_up_which_shows_exactly_the_generated_counts(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -254,10 +285,11 @@ def test_simulate_posts_to_drainpipe_up_which_shows_exactly_the_generated_counts
         argv += ["--data-dir", str(tmp_path), "--apps", "2", "--rate", "4000", "--duration", "2"]
         argv += ["--start", start.isoformat(), "--seed", "5", "--connections", "3"]
         assert cli.main(argv) == 0
-        out, err = capsys.readouterr()
-        created = [json.loads(line) for line in out.splitlines()]
+        out, _ = capsys.readouterr()
+        created = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
         assert [a["name"] for a in created] == ["sim-1", "sim-2"]
-        assert "8,000 of 8,000 lines acknowledged" in err, err
+        report = out.splitlines()[-1]  # on stdout, after the apps; progress is on stderr
+        assert "8,000 of 8,000 lines acknowledged" in report and "0 reconnects" in report, out
         workload = Workload(
             start_us=int(start.timestamp() * 1e6),
             rate=4000,
@@ -300,3 +332,28 @@ def test_simulate_refuses_one_secret_for_several_apps(capsys: pytest.CaptureFixt
     argv = ["simulate", "--url", "http://127.0.0.1:9/logs", "--secret", "x", "--apps", "2"]
     assert cli.main(argv) == 2
     assert "a drain secret belongs to one app" in capsys.readouterr().err
+
+
+def test_create_apps_goes_to_the_postgres_registry_with_postgres(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    pg_dsn_factory: Callable[[], str],
+) -> None:
+    from drainpipe.store.apps import postgres_registry
+    from tests.support.roles import url_of
+
+    url = url_of(pg_dsn_factory())
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.delenv("DRAINPIPE_SHARDS", raising=False)
+    argv = ["simulate", "--out", str(tmp_path / "out"), "--create-apps", "--postgres"]
+    assert cli.main([*argv, "--apps", "2", "--lines", "200", "--rate", "1000"]) == 0
+    out, _ = capsys.readouterr()
+    made = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    registry = postgres_registry(url)
+    try:
+        for app in made:
+            assert registry.by_drain_secret(app["drain_secret"]) == registry.by_name(app["name"])
+        assert [a["name"] for a in made] == ["sim-1", "sim-2"]
+    finally:
+        registry.close()

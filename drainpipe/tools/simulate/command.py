@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TextIO
 
 from drainpipe.clock import SYSTEM, Clock
-from drainpipe.store.apps import AppError, sqlite_registry
+from drainpipe.store.apps import AppError, postgres_registry, sqlite_registry
 from drainpipe.tools.simulate.framing import (
     DRAIN_SUFFIX,
     DrainBody,
@@ -43,6 +43,7 @@ class Options:
     router_only: bool = False
     create_apps: bool = False
     apps_path: Path | None = None  # the registry --create-apps writes to
+    registry_dsn: str | None = None  # or the scale-out one in PostgreSQL (--postgres)
     app_prefix: str = "sim"
     event_interval_s: float = 600.0
 
@@ -62,14 +63,17 @@ def _start_us(opts: Options, total: int, clock: Clock) -> int:
 
 def _create_apps(opts: Options, names: list[str], stdout: TextIO) -> list[str]:
     """Create the apps in the registry, print their credentials, return their drain secrets."""
-    if opts.apps_path is None:
+    if opts.registry_dsn is not None:
+        registry, where = postgres_registry(opts.registry_dsn), "the PostgreSQL registry"
+    elif opts.apps_path is not None:
+        registry, where = sqlite_registry(opts.apps_path), str(opts.apps_path)
+    else:
         raise SimulateError("--create-apps needs --data-dir (where the app registry lives)")
-    registry = sqlite_registry(opts.apps_path)
     try:
         taken = [n for n in names if registry.by_name(n) is not None]
         if taken:
             raise SimulateError(
-                f"apps {', '.join(taken)} already exist in {opts.apps_path}; "
+                f"apps {', '.join(taken)} already exist in {where}; "
                 "pick another --app-prefix (their secrets are only shown when created)"
             )
         secrets = []
@@ -157,7 +161,7 @@ def run(
     progress = Progress("simulate", stderr, live=live)
     if target is None:
         assert opts.out is not None
-        return _write(opts, gen, framer, total, names, progress)
+        return _write(opts, gen, framer, total, names, progress, stdout)
     tokens = [drain_token(opts.seed, i) for i in range(opts.apps)]
     user = target.user if target.password is not None else "drain"
     auth = [basic_auth(user, s) for s in secrets] or [
@@ -178,14 +182,21 @@ def run(
         f"{total:,} lines acknowledged by {target.display} in {duration(took)} "
         f"({stats.acked_lines / max(took, 1e-9):,.0f} lines/s; {_kinds(stats.acked_kinds)}); "
         f"{stats.acked_bodies:,} bodies acknowledged, {stats.dropped_bodies:,} dropped "
-        f"({stats.dropped_lines:,} lines), {stats.retries:,} retries; "
-        f"answers other than 2xx: {answers}"
+        f"({stats.dropped_lines:,} lines), {stats.retries:,} retries, "
+        f"{stats.reconnects:,} reconnects; answers other than 2xx: {answers}",
+        stdout,
     )
     return 0 if stats.acked_lines == total else 1
 
 
 def _write(
-    opts: Options, gen: Generator, framer: Framer, total: int, names: list[str], progress: Progress
+    opts: Options,
+    gen: Generator,
+    framer: Framer,
+    total: int,
+    names: list[str],
+    progress: Progress,
+    stdout: TextIO,
 ) -> int:
     """Write `<app>.drain` (JSON lines of bodies) or, router-only, `<app>.log` (syslog lines)."""
     assert opts.out is not None
@@ -222,6 +233,7 @@ def _write(
     progress.finish(
         f"simulate: {stopped}wrote {done:,} {what} ({_kinds(kinds)}) to "
         f"{', '.join(str(p) for p in paths)} in {duration(took)} "
-        f"({done / max(took, 1e-9):,.0f} lines/s)"
+        f"({done / max(took, 1e-9):,.0f} lines/s)",
+        stdout,
     )
     return 1 if stopped else 0

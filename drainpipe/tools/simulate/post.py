@@ -2,7 +2,10 @@
 
 Logplex's rules: 2xx is success; a 4xx other than 429 drops the frame for good; 429,
 5xx, timeouts and connection errors are retried with the same Logplex-Frame-Id, 3 tries
-per frame; 3 s to connect, 5 s for the request.
+per frame; 3 s to connect, 5 s for the request. A drain whose endpoint refuses
+connections is not tried frame by frame: like Logplex's drain, it holds its frames and
+reconnects with a growing backoff (up to RECONNECT_FOR_S), so a restart of the receiver
+for a few seconds loses nothing.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ TRIES = 3
 CONNECT_TIMEOUT_S = 3.0
 REQUEST_TIMEOUT_S = 5.0
 RETRY_BACKOFF_MAX_S = 2.0
+RECONNECT_BACKOFF_S = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0)  # then every 4 s
+RECONNECT_FOR_S = 60.0  # a frame is dropped after this long without a connection
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +105,7 @@ class PostStats:
     dropped_bodies: int = 0
     dropped_lines: int = 0
     retries: int = 0
+    reconnects: int = 0  # connections refused and tried again, the frame held
     answers: Counter[str] = field(default_factory=Counter)  # every try not answered 2xx
     interrupted: bool = False
 
@@ -128,13 +134,29 @@ class Poster:
         payload = body.payload()
         h = headers(body, self.tokens[body.app])
         h["Authorization"] = self.auth[body.app]
-        for attempt in range(TRIES):
+        attempt = refused = 0
+        refused_since = 0.0
+        while attempt < TRIES:
             wait = min(0.25 * 2**attempt, RETRY_BACKOFF_MAX_S)
             try:
                 conn.request("POST", self.target.path, body=payload, headers=h)
                 resp = conn.getresponse()
                 resp.read()
                 status = resp.status
+            except ConnectionRefusedError:
+                conn.close()
+                # Nobody listens (a restart): hold the frame and reconnect with backoff.
+                now = SYSTEM.monotonic()
+                refused_since = refused_since if refused else now
+                if now - refused_since < RECONNECT_FOR_S:
+                    with self._lock:
+                        self.stats.reconnects += 1
+                    pause = RECONNECT_BACKOFF_S[min(refused, len(RECONNECT_BACKOFF_S) - 1)]
+                    refused += 1
+                    if self._stop.wait(pause):
+                        break
+                    continue
+                answer = "refused"
             except (OSError, http.client.HTTPException) as exc:
                 conn.close()  # reopened by the next request
                 answer = "timeout" if isinstance(exc, TimeoutError) else type(exc).__name__
@@ -156,6 +178,8 @@ class Poster:
                     self.stats.retries += 1
             if not retry or attempt + 1 == TRIES or self._stop.wait(wait):
                 break
+            attempt += 1
+            refused = 0
         with self._lock:
             self.stats.dropped_bodies += 1
             self.stats.dropped_lines += body.count

@@ -81,10 +81,12 @@ class Progress:
         self.stream.flush()
         self._width = len(text)
 
-    def finish(self, report: str) -> None:
-        """Clear the live line and print the report."""
+    def finish(self, report: str, out: TextIO | None = None) -> None:
+        """Clear the live line and print the report (on `out`, else where progress goes)."""
         if self.live and self._width:
             self.stream.write("\r" + " " * self._width + "\r")
-        self.stream.write(report.rstrip("\n") + "\n")
-        self.stream.flush()
+            self.stream.flush()
+        to = out or self.stream
+        to.write(report.rstrip("\n") + "\n")
+        to.flush()
         self._width = 0
