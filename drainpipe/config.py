@@ -168,6 +168,7 @@ class Config:
     smtp_from: str = "drainpipe@localhost"
     # Private networks webhooks may go to (CIDR); by default only public addresses.
     alert_allow_nets: tuple[str, ...] = ()
+    access_log: bool = False  # one JSON line per API, dashboard and health request
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], **flags: object) -> Config:
@@ -215,6 +216,7 @@ class Config:
             smtp_password=env.get("DRAINPIPE_SMTP_PASSWORD") or None,
             smtp_from=env.get("DRAINPIPE_SMTP_FROM") or "drainpipe@localhost",
             alert_allow_nets=_nets(env, "DRAINPIPE_ALERT_ALLOW_NETS"),
+            access_log=(env.get("DRAINPIPE_ACCESS_LOG") or "0") not in ("0", "false", "no"),
         )
         if values["alert_delay_s"] == -1:
             values["alert_delay_s"] = None

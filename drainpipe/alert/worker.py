@@ -235,7 +235,10 @@ class AlertWorker:
         now = self.clock.monotonic()
         if now - self._lag_at >= LAG_CHECK_S:
             self._lag_at = now
-            self._lag_ok = self._consumer.lag() == 0
+            lag = self._consumer.lag()
+            if lag is not None:
+                self.metrics.consumer_lag.labels(ALERTS_GROUP).set(lag)
+            self._lag_ok = lag == 0
         return self._lag_ok
 
     def run(self, stop: threading.Event) -> None:

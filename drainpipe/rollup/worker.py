@@ -24,7 +24,7 @@ from drainpipe.clock import SYSTEM, Clock
 from drainpipe.model import CUSTOM, ROUTER, SCHEMA_BY_TOPIC, SCHEMAS, schema_of_family, summary_key
 from drainpipe.rollup.window import RawMessage, RollupCore
 from drainpipe.telemetry.health import Stage
-from drainpipe.telemetry.metrics import SelfMetrics
+from drainpipe.telemetry.metrics import LAG_EVERY_S, SelfMetrics
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,12 @@ class RollupWorker:
         self._reported_late_by_owner: dict[str, int] = {}
         self._failed = False  # an error stopped the run: flush and commit nothing more
 
+    def _sample_lag(self) -> None:
+        self.metrics.sample_lag(GROUP, self._consumer.lag)
+        marks = [p.watermark_ms for p in self.core.parts.values() if p.watermark_ms is not None]
+        if marks:
+            self.metrics.event_time_lag.set(max(0, self.clock.now_ms() - max(marks)) / 1000)
+
     def _on_assign(self, assigned: Mapping[TopicPartition, Position]) -> None:
         for tp, pos in assigned.items():
             self.core.restore(tp, pos)
@@ -75,6 +81,7 @@ class RollupWorker:
     def run(self, stop: threading.Event) -> None:
         self._consumer.subscribe(RAW_TOPICS, self._on_assign, self._on_revoke)
         next_flush = self.clock.monotonic() + self.flush_interval_s
+        next_lag = self.clock.monotonic()
         try:
             while not stop.is_set():
                 batch: list[RawMessage] = []
@@ -106,6 +113,9 @@ class RollupWorker:
                 if self.stage is not None:
                     caught_up = len(polled) < POLL_MAX and not self._consumer.behind
                     self.stage.beat(caught_up=caught_up)
+                if self.clock.monotonic() >= next_lag:
+                    next_lag = self.clock.monotonic() + LAG_EVERY_S
+                    self._sample_lag()
         except BaseException:
             self._failed = True
             self._consumer.close()  # uncommitted: read again by whoever runs next

@@ -25,6 +25,7 @@ from drainpipe.ingest.drain import Ingress
 from drainpipe.query import dashboard, openapi
 from drainpipe.query.api import Api
 from drainpipe.service import guard
+from drainpipe.service.observe import Observed
 from drainpipe.telemetry.metrics import SelfMetrics
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ def app(
     api: Api | None = None,
     health: HealthReport = _alive,
     alerts: AlertsApi | None = None,
+    access_log: bool = False,
 ) -> ASGIApp:
     """The routes of this process: POST /logs straight to the ingress, the rest through
     Starlette (the API and the dashboard's pages, /metrics, /healthz). /healthz answers
@@ -88,7 +90,13 @@ def app(
             Route("/api/v1/apps/{name}/alerts/{id}", alerts.remove, methods=["DELETE"]),
         ]
     # Answers to browsers and API clients that accept gzip: JSON points shrink ~8x.
-    others = Starlette(routes=routes, middleware=[Middleware(GZipMiddleware, minimum_size=1024)])
+    others = Starlette(
+        routes=routes,
+        middleware=[
+            Middleware(Observed, metrics=metrics, routes=routes, access_log=access_log),
+            Middleware(GZipMiddleware, minimum_size=1024),
+        ],
+    )
     if ingress is None:
         return others
 

@@ -77,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     api = Api(registry, store, retention_days=config.retention_days)
     alerts = AlertsApi(registry, alert_state, nets=targets.nets_of(config))
-    asgi = http.app(metrics, ingress, api, primary.health, alerts)
+    asgi = http.app(metrics, ingress, api, primary.health, alerts, config.access_log)
     http.serve(asgi, close, config, metrics, [sock])
 
 

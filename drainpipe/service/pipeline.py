@@ -96,7 +96,9 @@ class Pipeline:
         api = Api(self.registry, self.store, self.clock, self.config.retention_days)
         nets = targets.nets_of(self.config)
         alerts = AlertsApi(self.registry, self.alert_state, self.clock, nets)
-        return http.app(self.metrics, ingress, api, self.health_report, alerts)
+        return http.app(
+            self.metrics, ingress, api, self.health_report, alerts, self.config.access_log
+        )
 
     async def health_report(self) -> dict[str, Any]:
         return self.health.report()

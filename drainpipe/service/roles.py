@@ -12,7 +12,8 @@ from __future__ import annotations
 import importlib.util
 import logging
 import threading
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
 from drainpipe.alert import targets
@@ -32,6 +33,7 @@ from drainpipe.service.signals import until_signalled
 from drainpipe.sink.worker import SinkWorker, retry_worker
 from drainpipe.store import upkeep
 from drainpipe.store.apps import AppRegistry, postgres_registry
+from drainpipe.telemetry.health import Health
 from drainpipe.telemetry.metrics import SelfMetrics
 
 if TYPE_CHECKING:
@@ -72,6 +74,17 @@ def alert_state_of(config: Config) -> AlertState:
 
 
 PREFLIGHT_TIMEOUT_S = 10.0
+_CONSUMING = ("drainpipe_bus_", "drainpipe_consumer_", "drainpipe_http_")
+# What each role's /metrics shows: the counters it moves, not the others' zeros.
+ROLE_METRICS: Final = {
+    "ingress": ("drainpipe_drain_", "drainpipe_lines_", "drainpipe_logplex_",
+                "drainpipe_series_limited", "drainpipe_http_"),
+    "api": ("drainpipe_api_", "drainpipe_http_"),
+    "rollup": ("drainpipe_rollup_", *_CONSUMING),
+    "sink": ("drainpipe_sink_", "drainpipe_upkeep_", *_CONSUMING),
+    "retry": ("drainpipe_sink_", "drainpipe_retry_", *_CONSUMING),
+    "alerts": ("drainpipe_alert_", *_CONSUMING),
+}  # fmt: skip
 
 
 def _redacted(dsn: str) -> str:
@@ -127,6 +140,7 @@ def run(role: str, config: Config) -> None:
     config.require_scale(role)
     preflight(role, config)
     metrics = SelfMetrics()
+    metrics.keep_only(ROLE_METRICS[role])
     log.info(
         "drainpipe.role",
         extra={
@@ -146,9 +160,12 @@ def run(role: str, config: Config) -> None:
             store.close()
             alert_state.close()
 
-        http.serve(http.app(metrics, api=api, alerts=alerts), close, config, metrics)
+        asgi = http.app(metrics, api=api, alerts=alerts, access_log=config.access_log)
+        http.serve(asgi, close, config, metrics)
         return
     bus = kafka_bus(config)
+    health = Health()
+    stop_watch = None if role == "ingress" else watch(config, metrics, health)
     try:
         if role == "ingress":
             # Frames stored but not answered before a restart are known when resent.
@@ -157,11 +174,14 @@ def run(role: str, config: Config) -> None:
             recent = recent_frames(bus.tail(FRAMES_TOPIC, per_partition))
             acceptor = LocalAcceptor(bus.producer(), recent)
             ingress = Ingress(registry(config), acceptor, metrics, config)
-            http.serve(http.app(metrics, ingress=ingress), lambda: None, config, metrics)
+            asgi = http.app(metrics, ingress=ingress, access_log=config.access_log)
+            http.serve(asgi, lambda: None, config, metrics)
         elif role == "alerts":
             state = alert_state_of(config)
             try:
-                AlertWorker.of(config, bus, state, metrics=metrics).run(until_signalled())
+                alerting = AlertWorker.of(config, bus, state, metrics=metrics)
+                alerting.stage = health.stage("alerts")
+                alerting.run(until_signalled())
             finally:
                 state.close()
         elif role == "rollup":
@@ -170,41 +190,86 @@ def run(role: str, config: Config) -> None:
                 metrics,
                 config.flush_interval_s,
                 config.lateness_s,
+                stage=health.stage("rollup"),
                 max_future_s=config.max_future_s,
             ).run(until_signalled())
         else:
             store = postgres_store(config)
             try:
                 if role == "sink":
-                    stop = until_signalled()
-                    crashed: list[BaseException] = []
-
-                    def keep() -> None:
-                        try:
-                            upkeep.run(
-                                store,
-                                stop,
-                                config.retention_days,
-                                config.lateness_s,
-                                registry=registry(config),
-                                each_pass=return_freed_memory,
-                                metrics=metrics,
-                            )
-                        except BaseException as exc:
-                            # Fatal for the role: its process manager restarts it whole.
-                            log.exception("stage.crashed", extra={"stage": "upkeep"})
-                            crashed.append(exc)
-                            stop.set()
-
-                    keeper = threading.Thread(target=keep, name="upkeep", daemon=True)
-                    keeper.start()
-                    SinkWorker(bus, store, metrics, retry=bus.producer()).run(stop)
-                    keeper.join(timeout=30)
-                    if crashed:
-                        raise RuntimeError(f"the sink's upkeep stage crashed: {crashed[0]}")
+                    _sink(config, bus, store, metrics, health)
                 else:
-                    retry_worker(bus, store, metrics).run(until_signalled())
+                    worker = retry_worker(bus, store, metrics)
+                    worker.stage = health.stage("retry")
+                    worker.run(until_signalled())
             finally:
                 store.close()
     finally:
+        if stop_watch is not None:
+            stop_watch()
         bus.close()
+
+
+def _sink(
+    config: Config, bus: KafkaBus, store: PostgresStore, metrics: SelfMetrics, health: Health
+) -> None:
+    stop = until_signalled()
+    crashed: list[BaseException] = []
+
+    def keep() -> None:
+        try:
+            upkeep.run(
+                store,
+                stop,
+                config.retention_days,
+                config.lateness_s,
+                stage=health.stage("upkeep", carries_lines=False),
+                registry=registry(config),
+                each_pass=return_freed_memory,
+                metrics=metrics,
+            )
+        except BaseException as exc:
+            # Fatal for the role: its process manager restarts it whole.
+            log.exception("stage.crashed", extra={"stage": "upkeep"})
+            crashed.append(exc)
+            stop.set()
+
+    keeper = threading.Thread(target=keep, name="upkeep", daemon=True)
+    keeper.start()
+    SinkWorker(bus, store, metrics, retry=bus.producer(), stage=health.stage("sink")).run(stop)
+    keeper.join(timeout=30)
+    if crashed:
+        raise RuntimeError(f"the sink's upkeep stage crashed: {crashed[0]}")
+
+
+def watch(config: Config, metrics: SelfMetrics, health: Health) -> Callable[[], None]:
+    """Serve /metrics and /healthz of a role that has no HTTP of its own (rollup, sink,
+    retry, alerts) on its --host/--port, from a thread; returns what stops it. A port
+    that is taken is logged, and the role runs on without it."""
+
+    async def report() -> dict[str, Any]:
+        return health.report()
+
+    asgi = http.app(metrics, health=report, access_log=config.access_log)
+    server = http.server(asgi, config, metrics)
+
+    def serve() -> None:
+        try:
+            server.run()
+        except SystemExit:  # uvicorn's answer to a port it cannot bind
+            log.error(
+                "role.watch_unavailable",
+                extra={"host": config.host, "port": config.port,
+                       "error": "cannot listen there: give this role its own --port"},
+            )  # fmt: skip
+
+    thread = threading.Thread(target=serve, name="watch", daemon=True)
+    thread.start()
+    log.info("http.listening", extra={"host": config.host, "port": config.port, "serves":
+                                      "/metrics /healthz"})  # fmt: skip
+
+    def stop() -> None:
+        server.should_exit = True
+        thread.join(timeout=5)
+
+    return stop

@@ -25,7 +25,7 @@ from drainpipe.codec import EncodedSummary
 from drainpipe.model import EVENTS_TOPIC, SUMMARY_TOPICS, retry_topic
 from drainpipe.store import Store, StoredEvent
 from drainpipe.telemetry.health import Stage
-from drainpipe.telemetry.metrics import SelfMetrics
+from drainpipe.telemetry.metrics import LAG_EVERY_S, SelfMetrics
 
 log = logging.getLogger(__name__)
 
@@ -197,6 +197,7 @@ class SinkWorker:
         uncommitted and read again.
         """
         self._stop = stop
+        self._next_lag = self.clock.monotonic()
         self._pending, self._batch = None, Pending(self.metrics)
         self._consumer.subscribe(self.topics, self._on_assign, self._on_revoke)
         writer = ThreadPoolExecutor(1, thread_name_prefix=f"{self.group}-writer")
@@ -219,6 +220,9 @@ class SinkWorker:
                 if self.stage is not None:
                     caught_up = room > 0 and len(got) < room and not self._consumer.behind
                     self.stage.beat(caught_up=caught_up)
+                if self.clock.monotonic() >= self._next_lag:
+                    self._next_lag = self.clock.monotonic() + LAG_EVERY_S
+                    self.metrics.sample_lag(self.group, self._consumer.lag)
                 if self._pending is not None:
                     future, done = self._pending
                     if not future.done() and room > 0 and batch.messages:

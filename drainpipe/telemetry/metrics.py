@@ -8,8 +8,18 @@ of them renders the sum, through prometheus_client's multiprocess collector.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest, multiprocess
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+LAG_EVERY_S = 5.0  # how often workers sample their lag gauges (a round trip on Kafka)
 
 
 class SelfMetrics:
@@ -135,6 +145,55 @@ class SelfMetrics:
             registry=r,
             multiprocess_mode="livesum",
         )
+        self.consumer_lag = Gauge(
+            "drainpipe_consumer_lag_messages",
+            "Messages in this member's partitions it has not read yet (from its read "
+            "position, not its commit: the rollup commits its oldest open minute, so "
+            "Kafka's own lag tools show it minutes behind by design), by consumer group",
+            ["group"],
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.event_time_lag = Gauge(
+            "drainpipe_rollup_event_time_lag_seconds",
+            "How far the newest minute the rollup has read is behind the clock: what "
+            "matters for freshness (a quiet pipeline shows its idle time here)",
+            registry=r,
+            multiprocess_mode="liveall",
+        )
+        self.http_seconds = Histogram(
+            "drainpipe_http_request_seconds",
+            "Time to answer an HTTP request of the API, dashboard or health, by route "
+            "(the drain endpoint has counters of its own)",
+            ["route"],
+            registry=r,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+        )
+        self.http_responses = Counter(
+            "drainpipe_http_responses",
+            "HTTP answers of the API, dashboard and health, by route and status class",
+            ["route", "status"],
+            registry=r,
+        )
+
+    def sample_lag(self, group: str, lag: Callable[[], int | None]) -> None:
+        """Set a consumer group's lag gauge from `lag` (a Consumer's); a failed sample
+        leaves the last value (the bus logs its own errors)."""
+        try:
+            found = lag()
+        except Exception:
+            return
+        if found is not None:
+            self.consumer_lag.labels(group).set(found)
+
+    def keep_only(self, prefixes: tuple[str, ...]) -> None:
+        """Drop the metrics this process never moves (a role's /metrics shows what the
+        role does, not always-zero counters of the others)."""
+        for metric in list(vars(self).values()):
+            if isinstance(metric, (Counter, Gauge, Histogram)) and not any(
+                d.name.startswith(prefixes) for d in metric.describe()
+            ):
+                self.registry.unregister(metric)
 
     def render(self) -> bytes:
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

@@ -53,8 +53,10 @@ def add_parser(sub: Any) -> None:
         help="scale-out role: summary topics into alert notices (needs KAFKA_BOOTSTRAP_SERVERS;"
         " `drainpipe up` runs alerts itself)",
     )
-    run.add_argument("--data-dir", type=Path, help="where alerts.sqlite is (./data)")
+    run.add_argument("--data-dir", type=Path, help="where alerts.sqlite is without a shard")
     run.add_argument("--log-level", default="INFO")
+    run.add_argument("--host", help="where /metrics and /healthz are served (127.0.0.1)")
+    run.add_argument("--port", type=int, help="their port ($PORT, else 5000)")
     for command in (add, lst, rm, test):
         command.add_argument("--data-dir", type=Path)
         command.add_argument(
