@@ -56,21 +56,22 @@ def encode_batch(
     process_type: str,
     columns: Mapping[str, Column],
     series: str = "",
+    frame: str = "",
 ) -> bytes:
     cols = []
     for name, dtype in schema.columns:
         cols.append(np.ascontiguousarray(columns[name], dtype=dtype).tobytes())
-    return _encoder.encode(RawBatch(owner, process_type, cols, series))
+    return _encoder.encode(RawBatch(owner, process_type, cols, series, frame))
 
 
 def decode_batch(schema: Schema, value: bytes) -> tuple[str, str, dict[str, Column]]:
     """(owner, process type, columns) of a raw batch; see `decode_series` for custom metrics."""
-    owner, pt, cols, _ = decode_series(schema, value)
+    owner, pt, cols, _, _ = decode_series(schema, value)
     return owner, pt, cols
 
 
-def decode_series(schema: Schema, value: bytes) -> tuple[str, str, dict[str, Column], str]:
-    """(owner, process type, columns, series) of a raw batch."""
+def decode_series(schema: Schema, value: bytes) -> tuple[str, str, dict[str, Column], str, str]:
+    """(owner, process type, columns, series, frame id) of a raw batch."""
     try:
         batch = _batch_decoder.decode(value)
     except msgspec.DecodeError as exc:
@@ -91,7 +92,7 @@ def decode_series(schema: Schema, value: bytes) -> tuple[str, str, dict[str, Col
         out[name] = arr
     for name, _ in schema.columns[have:]:
         out[name] = np.full(max(rows, 0), np.nan)
-    return batch.owner, batch.process_type, out, batch.series
+    return batch.owner, batch.process_type, out, batch.series, batch.frame
 
 
 def encode_events(batch: EventBatch) -> bytes:

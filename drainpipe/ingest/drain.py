@@ -244,11 +244,12 @@ class Ingress:
         c = self.config
         now_ms = self.clock.now_ms()
         parsed = records.build(
-            app.id, frames, now_ms, c.max_future_s * 1000, c.max_age_ms, c.lateness_s * 1000
-        )
+            app.id, frames, now_ms, c.max_future_s * 1000, c.max_age_ms, c.lateness_s * 1000,
+            frame_id or "",
+        )  # fmt: skip
         accepted, limited = self._within_limits(app, parsed, now_ms)
         lost = parsed.skipped + Counter({f"{kind}_limit": n for kind, n in limited.items()})
-        accepted += records.skip_records(app.id, now_ms, lost)
+        accepted += records.skip_records(app.id, now_ms, lost, frame_id or "")
         try:
             fresh = await self.acceptor.accept(app.id, frame_id, accepted)
         except BusUnavailable as exc:

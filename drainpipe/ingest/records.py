@@ -185,9 +185,10 @@ def _encode(
     batches: Sequence[tuple[SeriesKey, Mapping[str, Column]]],
     events: _Events,
     out: Parsed,
+    frame_id: str,
 ) -> Parsed:
     for (schema, pt, series), columns in batches:
-        value = codec.encode_batch(schema, owner, pt, columns, series)
+        value = codec.encode_batch(schema, owner, pt, columns, series, frame_id)
         out.records.append(OutRecord(schema.topic, partition_key(owner, pt), value))
         out.series.append((pt, series, len(columns["ts_ms"])))
     for pt, evs in events.items():
@@ -197,7 +198,9 @@ def _encode(
     return out
 
 
-def skip_records(owner: str, now_ms: int, skipped: Mapping[str, int]) -> list[OutRecord]:
+def skip_records(
+    owner: str, now_ms: int, skipped: Mapping[str, int], frame_id: str = ""
+) -> list[OutRecord]:
     """What a request lost, for its app to see: one row per reason, dated when it came,
     on the reserved count# metric `model.skipped_name(reason)`. Sent in the same durable
     append as the request's records, so each is counted exactly once."""
@@ -209,7 +212,7 @@ def skip_records(owner: str, now_ms: int, skipped: Mapping[str, int]) -> list[Ou
                 "value": np.array([n], np.float64),
                 "kind": np.array([CUSTOM_KINDS["count"]], np.int64),  # encoded as <i1
             }
-            value = codec.encode_batch(CUSTOM, owner, "", columns, skipped_name(reason))
+            value = codec.encode_batch(CUSTOM, owner, "", columns, skipped_name(reason), frame_id)
             out.append(OutRecord(CUSTOM.topic, partition_key(owner, ""), value))
     return out
 
@@ -221,6 +224,7 @@ def build_reference(
     max_future_ms: int,
     max_age_ms: int = NO_LIMIT,
     lateness_ms: int = 0,
+    frame_id: str = "",
 ) -> Parsed:
     """What `build` returns, computed one line at a time with `parse_message`."""
     out = Parsed()
@@ -235,7 +239,7 @@ def build_reference(
         (np.array(where[key], np.int64), key, _columns(key[0], table))
         for key, table in rows.items()
     ]
-    return _encode(owner, in_log_order(batches, lateness_ms), events, out)
+    return _encode(owner, in_log_order(batches, lateness_ms), events, out, frame_id)
 
 
 def _bulk(
@@ -293,6 +297,7 @@ def build(
     max_future_ms: int,
     max_age_ms: int = NO_LIMIT,
     lateness_ms: int = 0,
+    frame_id: str = "",
 ) -> Parsed:
     """Records, line counts and skip counts of one request's frames.
 
@@ -351,4 +356,4 @@ def build(
     for key, table in rows.items():
         batches.append((np.array(where[key], np.int64), key, _columns(key[0], table)))
     batches.sort(key=lambda batch: int(batch[0][0]))
-    return _encode(owner, in_log_order(batches, lateness_ms), events, out)
+    return _encode(owner, in_log_order(batches, lateness_ms), events, out, frame_id)

@@ -117,6 +117,9 @@ class RawBatch(msgspec.Struct, array_like=True, frozen=True):
     process_type: str
     columns: list[bytes]
     series: str = ""  # custom metrics: the metric name (a batch holds one)
+    # The drain request's Logplex-Frame-Id: the rollup drops a second copy of a batch of
+    # a retried frame (accepted by two ingress processes). Older batches have none.
+    frame: str = ""
 
 
 class EventRecord(msgspec.Struct, array_like=True, frozen=True):

@@ -19,9 +19,18 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from drainpipe import accum, codec
-from drainpipe.bus import Bus, OutRecord, Position, TopicPartition
+from drainpipe.bus import Bus, Message, OutRecord, Position, TopicPartition
 from drainpipe.clock import SYSTEM, Clock
-from drainpipe.model import CUSTOM, ROUTER, SCHEMA_BY_TOPIC, SCHEMAS, schema_of_family, summary_key
+from drainpipe.model import (
+    CUSTOM,
+    MINUTE_MS,
+    ROUTER,
+    SCHEMA_BY_TOPIC,
+    SCHEMAS,
+    schema_of_family,
+    summary_key,
+)
+from drainpipe.rollup.frames import Frames
 from drainpipe.rollup.window import RawMessage, RollupCore
 from drainpipe.telemetry.health import Stage
 from drainpipe.telemetry.metrics import LAG_EVERY_S, SelfMetrics
@@ -57,6 +66,24 @@ class RollupWorker:
         self._reported_late: dict[str, int] = {}
         self._reported_late_by_owner: dict[str, int] = {}
         self._failed = False  # an error stopped the run: flush and commit nothing more
+        self.frames = Frames()  # batches of retried frames already counted
+
+    def _repeated(
+        self, m: Message, owner: str, pt: str, series: str, frame: str, ts: np.ndarray
+    ) -> bool:
+        newest = int(ts.max()) if ts.size else 0
+        key = (m.topic, owner, pt, series, frame)
+        if self.frames.repeated((m.topic, m.partition), m.offset, key, newest):
+            self.metrics.duplicate_batches.inc()
+            return True
+        return False
+
+    def _forget_frames(self) -> None:
+        """Drop frames whose rows are all too late to count now (at every flush)."""
+        slack = self.core.lateness_ms + self.core.skew_ms + 2 * MINUTE_MS
+        for tp, part in self.core.parts.items():
+            if part.watermark_ms is not None:
+                self.frames.forget_before(tp, part.watermark_ms - slack)
 
     def _sample_lag(self) -> None:
         self.metrics.sample_lag(GROUP, self._consumer.lag)
@@ -77,6 +104,7 @@ class RollupWorker:
         for tp in revoked:
             self.core.revoke(tp)
             self._committed.pop(tp, None)
+            self.frames.revoke(tp)  # rebuilt from the commit by whoever reads it next
 
     def run(self, stop: threading.Event) -> None:
         self._consumer.subscribe(RAW_TOPICS, self._on_assign, self._on_revoke)
@@ -90,7 +118,7 @@ class RollupWorker:
                     schema = SCHEMA_BY_TOPIC[m.topic]
                     family = schema.family
                     try:
-                        owner, pt, cols, series = codec.decode_series(schema, m.value)
+                        owner, pt, cols, series, frame = codec.decode_series(schema, m.value)
                     except codec.DecodeError as exc:
                         self.metrics.bad_messages.labels(m.topic).inc()
                         log.error(
@@ -98,7 +126,11 @@ class RollupWorker:
                             extra={"topic": m.topic, "offset": m.offset, "error": str(exc)},
                         )
                         # No rows, but the offset is passed: it is not read again.
-                        owner, pt, series = "", "", ""
+                        owner, pt, series, frame = "", "", "", ""
+                        cols = {name: np.empty(0, dtype) for name, dtype in schema.columns}
+                    if frame and self._repeated(m, owner, pt, series, frame, cols["ts_ms"]):
+                        # A retried frame another ingress process accepted too: its rows
+                        # are already counted. The offset is passed, as for any message.
                         cols = {name: np.empty(0, dtype) for name, dtype in schema.columns}
                     if schema is CUSTOM:
                         family, cols = f"custom.{series}", accum.custom_columns(cols)
@@ -109,6 +141,7 @@ class RollupWorker:
                     self.core.add_many(batch)  # one vectorized pass per poll
                 if self.clock.monotonic() >= next_flush:
                     self.flush_and_commit()
+                    self._forget_frames()
                     next_flush = self.clock.monotonic() + self.flush_interval_s
                 if self.stage is not None:
                     caught_up = len(polled) < POLL_MAX and not self._consumer.behind

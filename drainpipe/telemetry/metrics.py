@@ -80,6 +80,12 @@ class SelfMetrics:
             ["topic"],
             registry=r,
         )
+        self.duplicate_batches = Counter(
+            "drainpipe_rollup_duplicate_batches",
+            "Raw batches of a retried drain frame seen a second time (accepted by two "
+            "ingress processes) and not counted again",
+            registry=r,
+        )
         self.summaries_flushed = Counter(
             "drainpipe_rollup_summaries_flushed",
             "Summary versions produced by the rollup",

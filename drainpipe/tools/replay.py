@@ -366,10 +366,11 @@ def _produce(
                 report.skipped.update(chunk.skipped)
                 if chunk.frames:
                     now_ms = pipeline.clock.now_ms()
+                    frame = chunk.frame_id or ""
                     parsed = records.build(
-                        owner, chunk.frames, now_ms, max_future_ms, max_age_ms, lateness_ms
+                        owner, chunk.frames, now_ms, max_future_ms, max_age_ms, lateness_ms, frame
                     )
-                    lost = records.skip_records(owner, now_ms, parsed.skipped)  # for the app
+                    lost = records.skip_records(owner, now_ms, parsed.skipped, frame)
                     fut = acceptor.submit(owner, chunk.frame_id or None, parsed.records + lost)
                     pending.append((fut, parsed, len(chunk.frames)))
                     while len(pending) > MAX_IN_FLIGHT:

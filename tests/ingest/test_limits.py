@@ -61,7 +61,7 @@ def _records(drain: Drain, topic: str) -> Counter[tuple[str, str]]:
     out: Counter[tuple[str, str]] = Counter()
     schema = ROUTER if topic == ROUTER.topic else CUSTOM
     for m in drain.bus.tail(topic):
-        _, pt, cols, series = codec.decode_series(schema, m.value)
+        _, pt, cols, series, _ = codec.decode_series(schema, m.value)
         out[pt, series] += len(cols["ts_ms"])
     return out
 

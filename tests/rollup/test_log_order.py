@@ -43,7 +43,7 @@ def roll(
             if rec.topic not in SCHEMA_BY_TOPIC:
                 continue  # events: not rolled up
             schema = SCHEMA_BY_TOPIC[rec.topic]
-            owner, pt, cols, series = codec.decode_series(schema, rec.value)
+            owner, pt, cols, series, _ = codec.decode_series(schema, rec.value)
             family = schema.family
             if schema is CUSTOM:
                 family, cols = f"custom.{series}", accum.custom_columns(cols)

@@ -30,9 +30,11 @@ class Roles:
         self.env = env
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
-    def start(self, role: str, *args: str) -> None:
-        with open(self.tmp / f"{role}.log", "ab") as log:  # the child keeps its own fd
-            self.procs[role] = subprocess.Popen(
+    def start(self, role: str, *args: str, name: str | None = None) -> None:
+        """Start `drainpipe role args`, known as `name` (the role, by default)."""
+        name = name or role
+        with open(self.tmp / f"{name}.log", "ab") as log:  # the child keeps its own fd
+            self.procs[name] = subprocess.Popen(
                 [sys.executable, "-m", "drainpipe.cli", role, *args],
                 stdout=log,
                 stderr=subprocess.STDOUT,
