@@ -63,7 +63,7 @@ def make(
         raise RuleError(f"no app named {app!r} (drainpipe apps list shows them)")
     m = rules.metric(metric)
     rules.check(m, threshold, sensitivity, renotify)
-    for url, flag in ((webhook, "--webhook"), (slack, "--slack")):
+    for url, flag in ((webhook, "webhook"), (slack, "slack")):
         if url is not None and not url.startswith(("http://", "https://")):
             raise RuleError(f"{flag} {url!r} must be an http:// or https:// URL")
         if url is not None:

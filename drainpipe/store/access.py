@@ -43,7 +43,7 @@ def authorize(registry: AppRegistry, authorization: str, name: str, manage: bool
     if manage:
         raise Denied(
             403,
-            f"team tokens only read; change {name!r}'s alert rules with its own API token "
+            f"team tokens only read; change the alert rules of {name!r} with its own API token "
             f"(`drainpipe apps rotate {name} --api-token` makes a new one) or with "
             "`drainpipe alerts` on the server",
         )
