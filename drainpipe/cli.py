@@ -54,9 +54,11 @@ def _parser() -> argparse.ArgumentParser:
         ("retry", "RETRY topics into PostgreSQL, forever, with backoff"),
         ("api", "read API over the PostgreSQL shards"),
     ):
-        r = sub.add_parser(role, help=f"scale-out role: {text} (needs KAFKA_BOOTSTRAP_SERVERS)")
-        r.add_argument("--host", help="address to listen on (ingress, api)")
-        r.add_argument("--port", type=int, help="port to listen on (ingress, api; or $PORT)")
+        needs = "DATABASE_URL" if role == "api" else "KAFKA_BOOTSTRAP_SERVERS"
+        r = sub.add_parser(role, help=f"scale-out role: {text} (needs {needs})")
+        serves = "its routes" if role in ("ingress", "api") else "/metrics and /healthz"
+        r.add_argument("--host", help=f"address to serve {serves} on (127.0.0.1)")
+        r.add_argument("--port", type=int, help=f"port of {serves} ($PORT, else 5000)")
         if role in ("ingress", "api"):
             _tls_flags(r)
         r.add_argument("--log-level", default="INFO")

@@ -242,8 +242,9 @@ class Config:
         if not self.shards and role in ("sink", "retry", "api", "ingress"):
             missing.append("DATABASE_URL or DRAINPIPE_SHARDS")
         if missing:
+            needs = "PostgreSQL" if role == "api" else "Kafka and PostgreSQL"
             raise ConfigError(
-                f"`drainpipe {role}` runs against Kafka and PostgreSQL; set {' and '.join(missing)}"
+                f"`drainpipe {role}` runs against {needs}; set {' and '.join(missing)}"
                 " (or use `drainpipe up` for the all-in-one embedded default)"
             )
 

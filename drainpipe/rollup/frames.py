@@ -15,15 +15,15 @@ from __future__ import annotations
 
 from drainpipe.bus import TopicPartition
 
-Key = tuple[str, str, str, str, str]  # topic, owner, process type, series, frame id
+FrameKey = tuple[str, str, str, str, str]  # topic, owner, process type, series, frame id
 
 
 class Frames:
     def __init__(self) -> None:
         # Per partition: key -> (offset of the first copy, newest row time in it).
-        self._seen: dict[TopicPartition, dict[Key, tuple[int, int]]] = {}
+        self._seen: dict[TopicPartition, dict[FrameKey, tuple[int, int]]] = {}
 
-    def repeated(self, tp: TopicPartition, offset: int, key: Key, newest_ms: int) -> bool:
+    def repeated(self, tp: TopicPartition, offset: int, key: FrameKey, newest_ms: int) -> bool:
         """Whether the batch at `offset` repeats one read before at another offset."""
         seen = self._seen.setdefault(tp, {})
         first = seen.get(key)

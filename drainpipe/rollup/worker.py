@@ -67,6 +67,7 @@ class RollupWorker:
         self._reported_late_by_owner: dict[str, int] = {}
         self._failed = False  # an error stopped the run: flush and commit nothing more
         self.frames = Frames()  # batches of retried frames already counted
+        self._newest_ms: int | None = None  # the newest watermark read, for the lag gauge
 
     def _repeated(
         self, m: Message, owner: str, pt: str, series: str, frame: str, ts: np.ndarray
@@ -87,9 +88,13 @@ class RollupWorker:
 
     def _sample_lag(self) -> None:
         self.metrics.sample_lag(GROUP, self._consumer.lag)
+        self.metrics.consumer_partitions.labels(GROUP).set(len(self._committed))
         marks = [p.watermark_ms for p in self.core.parts.values() if p.watermark_ms is not None]
         if marks:
-            self.metrics.event_time_lag.set(max(0, self.clock.now_ms() - max(marks)) / 1000)
+            self._newest_ms = max(marks)
+        if self._newest_ms is not None:
+            # Without partitions it keeps growing from the newest minute this process read.
+            self.metrics.event_time_lag.set(max(0, self.clock.now_ms() - self._newest_ms) / 1000)
 
     def _on_assign(self, assigned: Mapping[TopicPartition, Position]) -> None:
         for tp, pos in assigned.items():
@@ -145,7 +150,7 @@ class RollupWorker:
                     next_flush = self.clock.monotonic() + self.flush_interval_s
                 if self.stage is not None:
                     caught_up = len(polled) < POLL_MAX and not self._consumer.behind
-                    self.stage.beat(caught_up=caught_up)
+                    self.stage.beat(caught_up=caught_up, assigned=bool(self._committed))
                 if self.clock.monotonic() >= next_lag:
                     next_lag = self.clock.monotonic() + LAG_EVERY_S
                     self._sample_lag()

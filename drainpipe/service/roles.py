@@ -145,7 +145,7 @@ def run(role: str, config: Config) -> None:
         "drainpipe.role",
         extra={
             "role": role,
-            "kafka": config.kafka_bootstrap,
+            "kafka": None if role == "api" else config.kafka_bootstrap,
             "compiled_readers": native.scan is not None,
         },
     )

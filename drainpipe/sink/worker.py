@@ -219,10 +219,11 @@ class SinkWorker:
                     batch.add(got)
                 if self.stage is not None:
                     caught_up = room > 0 and len(got) < room and not self._consumer.behind
-                    self.stage.beat(caught_up=caught_up)
+                    self.stage.beat(caught_up=caught_up, assigned=bool(self._assigned))
                 if self.clock.monotonic() >= self._next_lag:
                     self._next_lag = self.clock.monotonic() + LAG_EVERY_S
                     self.metrics.sample_lag(self.group, self._consumer.lag)
+                    self.metrics.consumer_partitions.labels(self.group).set(len(self._assigned))
                 if self._pending is not None:
                     future, done = self._pending
                     if not future.done() and room > 0 and batch.messages:

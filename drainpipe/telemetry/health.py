@@ -37,14 +37,21 @@ class Stage:
     # failing, and ingress goes on.
     carries_lines: bool = True
     failing_since: float | None = None  # its writes fail and are being retried
+    # A consumer with no partitions assigned since then (a rebalance that does not
+    # finish): it beats and looks caught up, but nothing flows through it.
+    unassigned_since: float | None = None
 
     def __post_init__(self) -> None:
         self.last_beat = self.caught_up = self.clock.monotonic()
 
-    def beat(self, caught_up: bool = True) -> None:
+    def beat(self, caught_up: bool = True, assigned: bool = True) -> None:
         now = self.clock.monotonic()
         self.last_beat = now
-        if caught_up:
+        if assigned:
+            self.unassigned_since = None
+        elif self.unassigned_since is None:
+            self.unassigned_since = now
+        if caught_up and assigned:
             self.caught_up = now
         if self.state == "starting":
             self.state = "running"
@@ -80,6 +87,11 @@ class Stage:
             return f"{self.name} has failed to write for {took:.0f} s ({self.last_error})"
         if now - self.last_beat > stall_s:
             return f"{self.name} has made no progress for {now - self.last_beat:.0f} s"
+        if self.unassigned_since is not None and now - self.unassigned_since > max_lag_s:
+            return (
+                f"{self.name} has had no partitions for {now - self.unassigned_since:.0f} s "
+                "(a rebalance that does not finish, or more members than partitions)"
+            )
         if self.carries_lines and now - self.caught_up > max_lag_s:
             return f"{self.name} has been behind for {now - self.caught_up:.0f} s"
         return None

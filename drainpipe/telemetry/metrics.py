@@ -160,6 +160,14 @@ class SelfMetrics:
             registry=r,
             multiprocess_mode="livesum",
         )
+        self.consumer_partitions = Gauge(
+            "drainpipe_consumer_partitions",
+            "Partitions assigned to this member, by consumer group: 0 for long is a "
+            "rebalance that does not finish (or more members than partitions)",
+            ["group"],
+            registry=r,
+            multiprocess_mode="livesum",
+        )
         self.event_time_lag = Gauge(
             "drainpipe_rollup_event_time_lag_seconds",
             "How far the newest minute the rollup has read is behind the clock: what "

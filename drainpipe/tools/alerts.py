@@ -73,6 +73,13 @@ def run(
     out: TextIO = sys.stdout,
     clock: Clock = SYSTEM,
 ) -> int:
+    if args.alerts_command != "add" and registry.by_name(args.app) is None:
+        where = "the scale-out registry" if getattr(args, "postgres", False) else "this registry"
+        raise RuleError(
+            f"no app named {args.app!r} in {where} (drainpipe apps list"
+            + (" --postgres" if getattr(args, "postgres", False) else ", or add --postgres")
+            + ")"
+        )
     if getattr(args, "postgres", False):
         if not config.shards:
             raise RuleError("--postgres needs DATABASE_URL or DRAINPIPE_SHARDS (the first shard)")

@@ -65,14 +65,37 @@ def topic_layout() -> dict[str, dict[str, str]]:
     return layout
 
 
+# librdkafka settings only consumers take, and only producers take (its CONFIGURATION.md).
+CONSUMER_ONLY: Final = frozenset({
+    "group.id", "group.instance.id", "partition.assignment.strategy", "session.timeout.ms",
+    "heartbeat.interval.ms", "group.protocol.type", "group.protocol", "group.remote.assignor",
+    "coordinator.query.interval.ms", "max.poll.interval.ms", "enable.auto.commit",
+    "auto.commit.interval.ms", "enable.auto.offset.store", "queued.min.messages",
+    "queued.max.messages.kbytes", "fetch.wait.max.ms", "fetch.queue.backoff.ms",
+    "fetch.message.max.bytes", "max.partition.fetch.bytes", "fetch.max.bytes",
+    "fetch.min.bytes", "fetch.error.backoff.ms", "isolation.level", "enable.partition.eof",
+    "check.crcs", "auto.offset.reset", "consume.callback.max.messages",
+})  # fmt: skip
+PRODUCER_ONLY: Final = frozenset({
+    "transactional.id", "transaction.timeout.ms", "enable.idempotence",
+    "enable.gapless.guarantee", "queue.buffering.max.messages", "queue.buffering.max.kbytes",
+    "queue.buffering.max.ms", "linger.ms", "message.send.max.retries", "retries",
+    "queue.buffering.backpressure.threshold", "compression.codec", "compression.type",
+    "compression.level", "batch.num.messages", "batch.size", "delivery.report.only.error",
+    "sticky.partitioning.linger.ms", "acks", "request.required.acks", "request.timeout.ms",
+    "message.timeout.ms", "delivery.timeout.ms", "partitioner",
+})  # fmt: skip
+
+
 def _append_error(errors: list[KafkaError | None], err: KafkaError | None, _msg: object) -> None:
     errors.append(err)
 
 
 def reachable(bootstrap: str, extra: Mapping[str, str], timeout_s: float) -> str | None:
     """None if the brokers answer a metadata request within timeout_s, else why not."""
+    common = {k: v for k, v in extra.items() if k not in CONSUMER_ONLY | PRODUCER_ONLY}
     settings: dict[str, Any] = {"bootstrap.servers": bootstrap, "logger": _librdkafka_log,
-                                "error_cb": _on_client_error, **extra}  # fmt: skip
+                                "error_cb": _on_client_error, **common}  # fmt: skip
     admin = AdminClient(settings)
     try:
         admin.list_topics(timeout=timeout_s)
@@ -107,12 +130,23 @@ class KafkaBus:
         self.replication = replication
         self.prefix = topic_prefix
         self.timeout_s = timeout_s
+        # DRAINPIPE_KAFKA_CONFIG's settings go to the clients they are for: librdkafka
+        # warns about a consumer's setting given to a producer, and the other way round.
+        common = {k: v for k, v in extra.items() if k not in CONSUMER_ONLY | PRODUCER_ONLY}
         self.config: dict[str, Any] = {
             "bootstrap.servers": bootstrap,
             "client.id": client_id,
             "logger": _librdkafka_log,
             "error_cb": _on_client_error,
-            **extra,
+            **common,
+        }
+        self.consumer_config = {
+            **self.config,
+            **{k: v for k, v in extra.items() if k in CONSUMER_ONLY},
+        }
+        self.producer_config = {
+            **self.config,
+            **{k: v for k, v in extra.items() if k in PRODUCER_ONLY},
         }
         self._clients: list[KafkaProducer | KafkaConsumer] = []
         self._pipe: _Pipe | None = None
@@ -211,7 +245,7 @@ class KafkaBus:
         topic = self.topic(POSITIONS_TOPIC)
         for codec in (COMPRESSION, "none"):
             probe = confluent_kafka.Producer(
-                {**self.config, "compression.type": codec, "acks": "all"}
+                {**self.producer_config, "compression.type": codec, "acks": "all"}
             )
             errors: list[KafkaError | None] = []
             probe.produce(

@@ -18,7 +18,9 @@ class Sender(Protocol):
 class Cluster(Protocol):
     """One Kafka cluster's settings and names (see `bus.KafkaBus`)."""
 
-    config: dict[str, Any]
+    config: dict[str, Any]  # what every client takes (admin clients take only this)
+    consumer_config: dict[str, Any]
+    producer_config: dict[str, Any]
     partitions: int
     timeout_s: float
     compression: str

@@ -59,7 +59,7 @@ class KafkaConsumer:
         self._group_id = bus.group_id(group)
         self._consumer = confluent_kafka.Consumer(
             {
-                **bus.config,
+                **bus.consumer_config,
                 "group.id": self._group_id,
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,

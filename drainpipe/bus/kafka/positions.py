@@ -85,7 +85,7 @@ class _PositionsReader:
         if self._reader is None:
             self._reader = confluent_kafka.Consumer(
                 {
-                    **self._bus.config,
+                    **self._bus.consumer_config,
                     "group.id": f"{self._group_id}.positions-reader",
                     "enable.auto.commit": False,
                     "enable.partition.eof": True,

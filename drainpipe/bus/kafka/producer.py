@@ -78,7 +78,7 @@ class _Pipe:
             {
                 "linger.ms": 5,
                 "compression.type": bus.compression,
-                **bus.config,
+                **bus.producer_config,
                 "enable.idempotence": True,
                 "acks": "all",
             }

@@ -24,7 +24,7 @@ def read_tail(bus: Cluster, name: str, per_partition: int) -> list[Message]:
     topic = bus.topic(name)
     reader = confluent_kafka.Consumer(
         {
-            **bus.config,
+            **bus.consumer_config,
             "group.id": bus.group_id("tail-reader"),  # never joined nor committed
             "enable.auto.commit": False,
             "enable.partition.eof": True,
