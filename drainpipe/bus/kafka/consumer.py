@@ -59,6 +59,12 @@ class KafkaConsumer:
         self._group_id = bus.group_id(group)
         self._consumer = confluent_kafka.Consumer(
             {
+                # A dead member's partitions move on once its session times out:
+                # librdkafka's 45 s default kept them unread for over a minute. 10 s
+                # with a heartbeat a second is above Kafka's 6 s minimum; heartbeats
+                # come from librdkafka's own thread, so a slow poll does not end it.
+                "session.timeout.ms": 10_000,
+                "heartbeat.interval.ms": 1_000,
                 **bus.consumer_config,
                 "group.id": self._group_id,
                 "enable.auto.commit": False,
