@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import socket
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
@@ -96,10 +97,26 @@ def _redacted(dsn: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
 
 
+def _check_port(config: Config) -> None:
+    probe = socket.socket(socket.AF_INET6 if ":" in config.host else socket.AF_INET)
+    try:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds
+        probe.bind((config.host, config.port))
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot listen on {config.host}:{config.port} ({exc.strerror or exc}): another "
+            "process has it, or the address is not this machine's; give --port/$PORT or --host"
+        ) from None
+    finally:
+        probe.close()
+
+
 def preflight(role: str, config: Config) -> None:
     """What a role needs, checked before it starts: the client libraries, then each
     PostgreSQL shard and the Kafka brokers, answering within PREFLIGHT_TIMEOUT_S. A
     ConfigError says what is missing or unreachable and what to do about it."""
+    if role in ("ingress", "api"):  # their port is their job; the others' only shows metrics
+        _check_port(config)
     needs_kafka = role != "api"
     needs_pg = role != "rollup" and (role != "alerts" or bool(config.shards))
     wanted = [("confluent_kafka", "Kafka")] if needs_kafka else []

@@ -94,3 +94,14 @@ def test_the_api_role_starts_without_kafka(
     finally:
         proc.terminate()
         proc.wait(20)
+
+
+def test_a_taken_port_is_one_line_too() -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        line = one_line(role("api", {"DATABASE_URL": "postgresql://x/y"}, "--port", str(port)))
+    assert f"cannot listen on 127.0.0.1:{port}" in line["error"] and "--port" in line["error"]

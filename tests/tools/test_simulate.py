@@ -357,3 +357,17 @@ def test_create_apps_goes_to_the_postgres_registry_with_postgres(
         assert [a["name"] for a in made] == ["sim-1", "sim-2"]
     finally:
         registry.close()
+
+
+def test_progress_off_a_terminal_is_a_plain_line_every_ten_seconds() -> None:
+    now = [100.0]
+    out = io.StringIO()
+    progress = Progress("simulate", out, live=False, clock=lambda: now[0])
+    for i in range(250):  # 25 s in steps of 0.1 s
+        now[0] += 0.1
+        progress.update(i * 100, i / 250)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2 and all(line.startswith("simulate  [") for line in lines)
+    assert "\r" not in out.getvalue() and "ETA" in lines[0]
+    progress.finish("simulate: done")
+    assert out.getvalue().splitlines()[-1] == "simulate: done"
