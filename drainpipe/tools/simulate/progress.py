@@ -1,7 +1,7 @@
 """A one-line progress display on stderr: bar, count, live rate, ETA; a final report always.
 
 On a terminal the line is redrawn in place at most every `interval_s`. Elsewhere (a log
-file, a pipe) a plain line is written every LOG_EVERY_S instead, so a long run in the
+file, a pipe) a plain line is written every PLAIN_EVERY_S instead, so a long run in the
 background still says how far it is, without filling its log with redraws.
 """
 
@@ -15,7 +15,7 @@ from typing import TextIO
 from drainpipe.clock import SYSTEM
 
 RATE_WINDOW_S = 2.0  # the live rate is measured over about this long
-LOG_EVERY_S = 10.0  # between plain progress lines when the stream is not a terminal
+PLAIN_EVERY_S = 10.0  # between plain progress lines when the stream is not a terminal
 BAR = 20
 
 
@@ -42,7 +42,7 @@ class Progress:
         self.clock = clock
         self.started = clock()
         self._samples: deque[tuple[float, int]] = deque([(self.started, 0)])
-        self._drawn = 0.0 if self.live else self.started  # plain lines: LOG_EVERY_S in
+        self._drawn = 0.0 if self.live else self.started  # plain lines: PLAIN_EVERY_S in
         self._width = 0
 
     def elapsed(self) -> float:
@@ -65,7 +65,7 @@ class Progress:
         """Redraw if live and due: `fraction` of the work is done (None when unknown)."""
         rate = self.rate(count)
         now = self.clock()
-        if now - self._drawn < (self.interval_s if self.live else LOG_EVERY_S):
+        if now - self._drawn < (self.interval_s if self.live else PLAIN_EVERY_S):
             return
         self._drawn = now
         parts = [self.label]
