@@ -21,7 +21,7 @@ def masked(url: str | None) -> str | None:
         return None
     parts = urlsplit(url)
     rest = "/…" if parts.path.strip("/") or parts.query else ""
-    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{rest}"
+    return f"{parts.scheme}://{targets.host_port(url)}{rest}"
 
 
 def shown(rule: Rule, created_ms: int, reveal: bool = False) -> dict[str, Any]:

@@ -170,10 +170,11 @@ def _post(
         if secure
         else http.client.HTTPConnection(address, port, timeout=TIMEOUT_S)
     )
-    shown = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+    where = targets.host_port(url)
+    shown = f"{parts.scheme}://{where}"
     try:
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        conn.request("POST", path, payload, {**headers, "Host": parts.netloc.rpartition("@")[2]})
+        conn.request("POST", path, payload, {**headers, "Host": where})
         response = conn.getresponse()
         response.read()
     finally:

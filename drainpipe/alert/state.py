@@ -24,7 +24,7 @@ from drainpipe.alert import rules
 from drainpipe.alert.evaluate import Notice, State
 from drainpipe.alert.rules import Rule
 from drainpipe.store.apps import Connection
-from drainpipe.store.connections import ThreadConnections
+from drainpipe.store.connections import ThreadConnections, postgres_connect
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS {t}rules ("
@@ -309,17 +309,7 @@ def _sqlite(path: Path) -> sqlite3.Connection:
 def postgres_state(dsn: str, schema: str = "drainpipe") -> AlertState:
     """The alerts database in PostgreSQL (tables `<schema>.alert_*`), shared by the
     `alerts` role, the `api` role and `drainpipe alerts ... --postgres`."""
-    import psycopg
-
-    if not schema.isidentifier():
-        raise ValueError(f"schema name {schema!r} is not a plain SQL identifier")
-
-    def connect() -> Connection:
-        conn = psycopg.connect(dsn, autocommit=True)
-        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-        return conn
-
-    return AlertState(connect=connect, schema=schema)
+    return AlertState(connect=postgres_connect(dsn, schema), schema=schema)
 
 
 def _rule(row: Any) -> StoredRule:

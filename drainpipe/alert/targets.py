@@ -50,6 +50,11 @@ def _why(host: str, address: Address | None) -> str:
     )
 
 
+def host_port(url: str) -> str:
+    """A URL's `host[:port]`, without the user information a receiver URL may carry."""
+    return urlsplit(url).netloc.rpartition("@")[2]
+
+
 def check_url(url: str, nets: Sequence[Network]) -> None:
     """At a rule's making: a literal address or a local name that may not be used."""
     host = (urlsplit(url).hostname or "").rstrip(".").lower()

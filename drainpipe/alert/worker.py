@@ -19,7 +19,6 @@ import threading
 from collections import defaultdict
 from concurrent import futures
 from typing import Any
-from urllib.parse import urlsplit
 
 from drainpipe import codec
 from drainpipe.alert import notify, targets, values
@@ -297,4 +296,4 @@ def _destination(rule: Rule, channel: str) -> str:
     if channel == "email":
         return "smtp"
     url = rule.webhook if channel == "webhook" else rule.slack
-    return f"{channel}:{urlsplit(url or '').netloc.rpartition('@')[2]}"
+    return f"{channel}:{targets.host_port(url or '')}"

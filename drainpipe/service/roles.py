@@ -35,6 +35,7 @@ from drainpipe.sink.worker import SinkWorker, retry_worker
 from drainpipe.store import upkeep
 from drainpipe.store.apps import AppRegistry, postgres_registry
 from drainpipe.telemetry.health import Health
+from drainpipe.telemetry.logs import first_line
 from drainpipe.telemetry.metrics import SelfMetrics
 
 if TYPE_CHECKING:
@@ -134,9 +135,9 @@ def preflight(role: str, config: Config) -> None:
             try:
                 psycopg.connect(dsn, connect_timeout=int(PREFLIGHT_TIMEOUT_S)).close()
             except psycopg.Error as exc:
-                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 raise ConfigError(
-                    f"cannot connect to PostgreSQL shard {i} ({_redacted(dsn)}): {first}; "
+                    f"cannot connect to PostgreSQL shard {i} ({_redacted(dsn)}): "
+                    f"{first_line(exc)}; "
                     "check DATABASE_URL or DRAINPIPE_SHARDS and that the server is up"
                 ) from None
     if needs_kafka:

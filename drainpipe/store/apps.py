@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from drainpipe.clock import SYSTEM, Clock
-from drainpipe.store.connections import ThreadConnections
+from drainpipe.store.connections import ThreadConnections, postgres_connect
 
 log = logging.getLogger(__name__)
 
@@ -366,14 +366,8 @@ def postgres_registry(dsn: str, schema: str = "drainpipe", clock: Clock = SYSTEM
 
     if not schema.isidentifier():
         raise AppError(f"schema name {schema!r} is not a plain SQL identifier")
-
-    def connect() -> Connection:
-        conn = psycopg.connect(dsn, autocommit=True)
-        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-        return conn
-
     return AppRegistry(
-        connect,
+        postgres_connect(dsn, schema),
         placeholder="%s",
         blob="BYTEA",
         table=f"{schema}.apps",

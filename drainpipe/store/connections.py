@@ -4,7 +4,23 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
+
+
+def postgres_connect(dsn: str, schema: str) -> Callable[[], Any]:
+    """What opens an autocommit psycopg connection with `schema` created, for tables
+    named `<schema>.<name>` (the registry's and the alerts'); psycopg loads on first use."""
+    if not schema.isidentifier():
+        raise ValueError(f"schema name {schema!r} is not a plain SQL identifier")
+
+    def connect() -> Any:
+        import psycopg
+
+        conn = psycopg.connect(dsn, autocommit=True)
+        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        return conn
+
+    return connect
 
 
 class Closable(Protocol):

@@ -21,6 +21,7 @@ from psycopg.pq import TransactionStatus
 
 from drainpipe.clock import SYSTEM
 from drainpipe.store import DAY_MS, ShardUnavailable, day_name, went_without
+from drainpipe.telemetry.logs import first_line
 
 log = logging.getLogger("drainpipe.store.postgres")
 
@@ -186,14 +187,14 @@ class Shard:
                 return query(conn)
         except psycopg.OperationalError as exc:
             self.close()  # the other idle connections went with the same server
-            log.info("store.reconnecting", extra={"shard": self.index, "error": _first(exc)})
+            log.info("store.reconnecting", extra={"shard": self.index, "error": first_line(exc)})
         try:
             with self.connect() as conn:
                 return query(conn)
         except (psycopg.OperationalError, TimeoutError) as exc:
             self._down_until = SYSTEM.monotonic() + DOWN_FOR_S
             raise ShardUnavailable(
-                self.index, f"PostgreSQL shard {self.index} does not answer: {_first(exc)}"
+                self.index, f"PostgreSQL shard {self.index} does not answer: {first_line(exc)}"
             ) from exc
 
     def _open(self) -> psycopg.Connection[Any]:
@@ -258,11 +259,6 @@ class Shard:
             idle, self._idle = self._idle, []
         for conn in idle:
             conn.close()
-
-
-def _first(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def read_each(shards: list[Shard], query: sql.Composed | Callable[[Shard], sql.Composed],

@@ -31,6 +31,12 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, default=str)
 
 
+def first_line(exc: BaseException) -> str:
+    """An error's message for one log line: its first line, or its type when empty."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def setup(level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())

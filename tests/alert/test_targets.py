@@ -10,14 +10,13 @@ from pathlib import Path
 import pytest
 
 from drainpipe.alert import manage, notify, targets
-from drainpipe.alert.evaluate import Notice, State
 from drainpipe.alert.rules import Rule, RuleError, metric
-from drainpipe.alert.state import AlertState
 from drainpipe.alert.worker import AlertWorker
-from drainpipe.bus.embedded import EmbeddedBus
 from drainpipe.clock import FixedClock
 from drainpipe.store.apps import sqlite_registry
-from tests.alert.test_worker import HERE, T0, Receiver
+from tests.alert.test_worker import HERE, T0, Outbox, Receiver, outbox
+
+__all__ = ["outbox"]  # the fixture
 
 BLOCKED = [
     "127.0.0.1", "10.1.2.3", "172.16.0.9", "192.168.1.1", "169.254.169.254", "100.64.0.1",
@@ -83,25 +82,19 @@ def test_a_rule_shows_receiver_urls_masked_unless_revealed() -> None:
 
 
 def test_a_send_to_a_private_address_is_refused_at_send_time_and_not_made(
-    tmp_path: Path,
+    outbox: Outbox,
 ) -> None:
     """A rule made while 127.0.0.0/8 was allowed, judged by a process that does not
     allow it: the check at send time holds, and nothing reaches the receiver."""
     receiver = Receiver()
-    bus = EmbeddedBus(tmp_path / "bus", 2)
-    state = AlertState(tmp_path / "alerts.sqlite")
-    registry = sqlite_registry(tmp_path / "apps.sqlite")
     try:
-        registry.create("shop")
-        rule = manage.make(registry, "shop", "load", 4, webhook=receiver.url, nets=HERE)
-        state.add(rule, T0)
-        state.judged(rule, State(), [Notice("firing", T0, 5.0, 4.0)], [], T0, 0)
-        worker = AlertWorker(bus, state, FixedClock(T0))  # no networks allowed
+        outbox.firing(receiver.url)
+        worker = AlertWorker(outbox.bus, outbox.state, FixedClock(T0))  # no networks allowed
         worker._refresh()
         worker._deliver(T0)
         worker._deliver(T0 + 3_600_000)
         assert receiver.got == []
-        (refused,) = state.history("shop", T0, T0 + 60_000)
+        (refused,) = outbox.state.history("shop", T0, T0 + 60_000)
         assert refused.sent_ms is None and "127.0.0.1 is not a public address" in (
             refused.error or ""
         )
@@ -109,9 +102,6 @@ def test_a_send_to_a_private_address_is_refused_at_send_time_and_not_made(
         assert 'drainpipe_alert_notices_total{channel="webhook",outcome="refused"} 1.0' in counted
     finally:
         receiver.close()
-        state.close()
-        registry.close()
-        bus.close()
 
 
 def test_a_redirect_is_not_followed_and_is_final() -> None:

@@ -12,7 +12,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +20,16 @@ import httpx
 import pytest
 
 from drainpipe.alert import manage
-from drainpipe.alert.evaluate import MINUTE_MS
+from drainpipe.alert.evaluate import MINUTE_MS, Notice, State
 from drainpipe.alert.notify import iso
+from drainpipe.alert.rules import Rule
+from drainpipe.alert.state import AlertState
+from drainpipe.alert.worker import AlertWorker
+from drainpipe.bus.embedded import EmbeddedBus
 from drainpipe.clock import FixedClock
 from drainpipe.config import Config
 from drainpipe.service.pipeline import Pipeline
+from drainpipe.store.apps import AppRegistry, sqlite_registry
 from tests.service.test_health import _call, _wait
 from tests.support import drains
 
@@ -69,6 +74,36 @@ def receiver() -> Iterator[Receiver]:
     r = Receiver()
     yield r
     r.close()
+
+
+@dataclass
+class Outbox:
+    """An alerts database, bus and registry with the app `shop`, for the sender alone."""
+
+    bus: EmbeddedBus
+    state: AlertState
+    registry: AppRegistry
+
+    def firing(self, url: str) -> Rule:
+        """A rule on `url` whose firing notice at T0 waits in the outbox."""
+        rule = manage.make(self.registry, "shop", "load", 4, webhook=url, nets=HERE)
+        self.state.add(rule, T0)
+        self.state.judged(rule, State(), [Notice("firing", T0, 5.0, 4.0)], [], T0, 0)
+        return rule
+
+
+@pytest.fixture
+def outbox(tmp_path: Path) -> Iterator[Outbox]:
+    box = Outbox(
+        EmbeddedBus(tmp_path / "bus", 2),
+        AlertState(tmp_path / "alerts.sqlite"),
+        sqlite_registry(tmp_path / "apps.sqlite"),
+    )
+    box.registry.create("shop")
+    yield box
+    box.state.close()
+    box.registry.close()
+    box.bus.close()
 
 
 def start(tmp_path: Path, clock: FixedClock) -> Pipeline:
@@ -164,8 +199,6 @@ def test_fires_reminds_and_resolves_with_signed_webhooks_across_a_restart(
 
 
 def _history(tmp_path: Path) -> list[Any]:
-    from drainpipe.alert.state import AlertState
-
     state = AlertState(tmp_path / "alerts.sqlite")
     try:
         return state.history("shop", T0, T0 + 60 * MINUTE_MS)
@@ -175,7 +208,7 @@ def _history(tmp_path: Path) -> list[Any]:
 
 def test_a_receiver_4xx_is_final_and_a_5xx_408_or_429_is_retried(tmp_path: Path) -> None:
     from drainpipe.alert.notify import Final4xx, webhook
-    from drainpipe.alert.rules import Rule, metric
+    from drainpipe.alert.rules import metric
 
     refusing, failing, busy = Receiver(403), Receiver(503), Receiver(429)
     try:
@@ -190,24 +223,13 @@ def test_a_receiver_4xx_is_final_and_a_5xx_408_or_429_is_retried(tmp_path: Path)
         busy.close()
 
 
-def test_a_failing_receiver_is_tried_once_and_then_once_per_backoff_step(tmp_path: Path) -> None:
+def test_a_failing_receiver_is_tried_once_and_then_once_per_backoff_step(outbox: Outbox) -> None:
     from drainpipe.alert import notify
-    from drainpipe.alert.evaluate import Notice, State
-    from drainpipe.alert.state import AlertState
-    from drainpipe.alert.worker import AlertWorker
-    from drainpipe.bus.embedded import EmbeddedBus
-    from drainpipe.store.apps import sqlite_registry
 
     failing = Receiver(503)
-    bus = EmbeddedBus(tmp_path / "bus", 2)
-    state = AlertState(tmp_path / "alerts.sqlite")
-    registry = sqlite_registry(tmp_path / "apps.sqlite")
     try:
-        registry.create("shop")
-        rule = manage.make(registry, "shop", "load", 4, webhook=failing.url, nets=HERE)
-        state.add(rule, T0)
-        state.judged(rule, State(), [Notice("firing", T0, 5.0, 4.0)], [], T0, 0)
-        worker = AlertWorker(bus, state, FixedClock(T0), nets=HERE)
+        outbox.firing(failing.url)
+        worker = AlertWorker(outbox.bus, outbox.state, FixedClock(T0), nets=HERE)
         worker._refresh()
         now = T0
         for _ in range(10):
@@ -217,13 +239,10 @@ def test_a_failing_receiver_is_tried_once_and_then_once_per_backoff_step(tmp_pat
         counted = worker.metrics.render().decode()
         assert 'drainpipe_alert_notices_total{channel="webhook",outcome="retried"} 5.0' in counted
         assert 'drainpipe_alert_notices_total{channel="webhook",outcome="given_up"} 1.0' in counted
-        (given_up,) = state.history("shop", T0, T0 + MINUTE_MS)
+        (given_up,) = outbox.state.history("shop", T0, T0 + MINUTE_MS)
         assert given_up.sent_ms is None and given_up.error is not None
     finally:
         failing.close()
-        state.close()
-        registry.close()
-        bus.close()
 
 
 def test_a_slow_receiver_holds_up_neither_reading_nor_judging(tmp_path: Path) -> None:
@@ -251,24 +270,12 @@ def test_a_slow_receiver_holds_up_neither_reading_nor_judging(tmp_path: Path) ->
         slow.close()
 
 
-def test_a_receiver_that_does_not_answer_holds_up_only_its_own_notices(tmp_path: Path) -> None:
-    from drainpipe.alert.evaluate import Notice, State
-    from drainpipe.alert.state import AlertState
-    from drainpipe.alert.worker import AlertWorker
-    from drainpipe.bus.embedded import EmbeddedBus
-    from drainpipe.store.apps import sqlite_registry
-
+def test_a_receiver_that_does_not_answer_holds_up_only_its_own_notices(outbox: Outbox) -> None:
     stuck, fine = Receiver(delay_s=8.0), Receiver()
-    bus = EmbeddedBus(tmp_path / "bus", 2)
-    state = AlertState(tmp_path / "alerts.sqlite")
-    registry = sqlite_registry(tmp_path / "apps.sqlite")
+    worker = AlertWorker(outbox.bus, outbox.state, FixedClock(T0), nets=HERE)
     try:
-        registry.create("shop")
         for receiver in (stuck, stuck, fine):  # the stuck receiver's notices come first
-            rule = manage.make(registry, "shop", "load", 4, webhook=receiver.url, nets=HERE)
-            state.add(rule, T0)
-            state.judged(rule, State(), [Notice("firing", T0, 5.0, 4.0)], [], T0, 0)
-        worker = AlertWorker(bus, state, FixedClock(T0), nets=HERE)
+            outbox.firing(receiver.url)
         worker._refresh()
         started = time.monotonic()
         while not fine.got and time.monotonic() - started < 5:
@@ -277,11 +284,9 @@ def test_a_receiver_that_does_not_answer_holds_up_only_its_own_notices(tmp_path:
         while len(stuck.got) < 2 and time.monotonic() - started < 30:
             worker._deliver(T0)
         assert len(stuck.got) == 2 and len(fine.got) == 1
-        assert all(o.sent_ms is not None for o in state.history("shop", T0, T0 + MINUTE_MS))
+        history = outbox.state.history("shop", T0, T0 + MINUTE_MS)
+        assert all(o.sent_ms is not None for o in history)
     finally:
         worker._pool.shutdown(wait=True)
         stuck.close()
         fine.close()
-        state.close()
-        registry.close()
-        bus.close()

@@ -26,6 +26,7 @@ from drainpipe.service.pipeline import Pipeline
 from drainpipe.telemetry.health import FAILING_S, Health
 from tests.conftest import FIXED_NOW_MS
 from tests.support import drains
+from tests.support.waiting import until
 from tests.system.test_end_to_end import iso, points
 
 
@@ -122,11 +123,7 @@ def test_a_closed_gate_refuses_requests_as_unavailable(tmp_path: Path) -> None:
 
 
 def _wait(condition: Any, what: str, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"not within {timeout_s} s: {what}")
-        time.sleep(0.05)
+    until(condition, what, timeout_s)
 
 
 @pytest.fixture

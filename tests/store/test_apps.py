@@ -29,6 +29,7 @@ from drainpipe.store.sqlite import SqliteStore
 from drainpipe.store.upkeep import purge_deleted
 from tests.store.test_contract import encoded, router_summary
 from tests.support import drains
+from tests.support.waiting import until
 
 PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -208,11 +209,7 @@ def test_upkeep_purges_a_deleted_apps_data_until_late_lines_are_past(tmp_path: P
 
 
 def _until(condition: Callable[[], bool], what: str, timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"not within {timeout_s} s: {what}")
-        time.sleep(0.1)
+    until(condition, what, timeout_s, every_s=0.1)
 
 
 def test_rotate_and_delete_reach_a_running_server_in_seconds_and_no_secret_is_logged(

@@ -13,7 +13,6 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from email import message_from_bytes
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -23,22 +22,15 @@ from aiosmtpd.controller import Controller
 
 from drainpipe.alert.state import AlertState
 from drainpipe.model import MINUTE_MS, iso
+from tests.alert.test_channels import Inbox
 from tests.alert.test_worker import Receiver
 from tests.support import drains
+from tests.support.waiting import until
 
 T0 = 1_795_017_600_000  # a minute's start; every process reads it from the clock file
 TRAFFIC = (*range(0, 3), *range(13, 18))  # the minutes with traffic; quiet from 3 to 12
 FIRING, REMINDER, RESOLVED = 7, 12, 17  # 5 quiet minutes, then 5 more, then 5 with traffic
 KILL_AT = 9  # between the firing and the reminder
-
-
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list[Any] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append((envelope.rcpt_tos, message_from_bytes(envelope.content)))
-        return "250 OK"
 
 
 @dataclass
@@ -106,11 +98,7 @@ def simulate(url: str, secret: str, minute: int, env: dict[str, str]) -> None:
 
 
 def wait(what: str, ok: Callable[[], bool], logs: Callable[[], str], timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not ok():
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what}: not within {timeout_s:g} s\n{logs()[-3000:]}")
-        time.sleep(0.05)
+    until(ok, what, timeout_s, lambda: logs()[-3000:])
 
 
 def run(
