@@ -15,7 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 from drainpipe.alert.rules import RuleError
 from drainpipe.bus import BusUnavailable
 from drainpipe.clock import SYSTEM
-from drainpipe.config import ROLES, Config, ConfigError
+from drainpipe.config import INSTANCE_ID_HELP, ROLES, Config, ConfigError
 from drainpipe.store.apps import AppError, AppRegistry, postgres_registry, sqlite_registry
 from drainpipe.telemetry import logs
 from drainpipe.tools import alerts
@@ -61,6 +61,8 @@ def _parser() -> argparse.ArgumentParser:
         r.add_argument("--port", type=int, help=f"port of {serves} ($PORT, else 5000)")
         if role in ("ingress", "api"):
             _tls_flags(r)
+        else:
+            _instance_flag(r)
         r.add_argument("--log-level", default="INFO")
 
     apps = sub.add_parser("apps", help="manage apps and their credentials")
@@ -181,6 +183,10 @@ def _tls_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--keyfile", type=Path, help="the certificate's PEM private key file")
 
 
+def _instance_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--instance-id", help=INSTANCE_ID_HELP)
+
+
 def _drain_url(base: str, secret: str) -> str:
     parts = urlsplit(base)
     netloc = f"drain:{secret}@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
@@ -254,7 +260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             logs.setup(args.log_level)
             tls = {k: getattr(args, k, None) for k in ("certfile", "keyfile")}
             dirs = {"data_dir": getattr(args, "data_dir", None)}
-            where = {k: getattr(args, k, None) for k in ("host", "port")}
+            where = {k: getattr(args, k, None) for k in ("host", "port", "instance_id")}
             config = Config.from_env(os.environ, **where, **tls, **dirs)
             from drainpipe.service import roles
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,6 +109,39 @@ def _pairs(raw: str) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
+INSTANCE_ID_HELP = (
+    "static membership: this process's own name in its consumer group, kept across"
+    " restarts (on Heroku: $DYNO), so a restart gets its partitions back without a"
+    " rebalance; Apache Kafka 2.3 or later ($DRAINPIPE_INSTANCE_ID; none by default)"
+)
+# What Kafka takes as a group.instance.id, as it does for topic names.
+_INSTANCE_ID = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+
+
+def _instance_id(env: Mapping[str, str], flag: object) -> str | None:
+    """The consumer-group instance id: --instance-id, else DRAINPIPE_INSTANCE_ID.
+
+    Opt-in: it must differ per process and stay with it across restarts, which only the
+    operator can promise, and Tansu 0.6 stalls assignment for static members."""
+    if any(k == "group.instance.id" for k, _ in _pairs(env.get("DRAINPIPE_KAFKA_CONFIG", ""))):
+        raise ConfigError(
+            "DRAINPIPE_KAFKA_CONFIG sets group.instance.id, which every process would share;"
+            " give each process its own with --instance-id (or DRAINPIPE_INSTANCE_ID)"
+        )
+    if flag is not None:
+        raw, source = str(flag), "--instance-id"
+    else:
+        raw, source = env.get("DRAINPIPE_INSTANCE_ID", ""), "DRAINPIPE_INSTANCE_ID"
+    if not raw.strip():
+        return None
+    if not _INSTANCE_ID.match(raw.strip()):
+        raise ConfigError(
+            f"{source} {raw!r} is not a usable instance id: up to 249 letters, digits,"
+            " '.', '_' or '-' (for example rollup.1)"
+        )
+    return raw.strip()
+
+
 def default_workers() -> int:
     """HTTP workers of `up`: a core each, after one for the primary (at least one, at
     most 8). On 2 cores that is one worker: a second gains little ingest for its
@@ -154,6 +188,9 @@ class Config:
     kafka_config: tuple[tuple[str, str], ...] = ()  # extra librdkafka settings
     kafka_partitions: int = 32
     kafka_replication: int = 3
+    # Static group membership: a member restarted under the same id gets its partitions
+    # back without a rebalance (see docs/deploy.md). None: members are dynamic.
+    instance_id: str | None = None
     topic_prefix: str = ""
     shards: tuple[str, ...] = ()  # PostgreSQL DSNs; the first also holds the app registry
     # Alerts: a minute is judged this long after it ends (None: the lateness, when late
@@ -205,6 +242,7 @@ class Config:
             kafka_config=kafka_config,
             kafka_partitions=_int(env, "DRAINPIPE_KAFKA_PARTITIONS", 32, 1, 4096),
             kafka_replication=_int(env, "DRAINPIPE_KAFKA_REPLICATION", 3, 1, 16),
+            instance_id=_instance_id(env, flags.pop("instance_id", None)),
             topic_prefix=env.get("DRAINPIPE_TOPIC_PREFIX") or env.get("KAFKA_PREFIX") or "",
             shards=shards,
             alert_delay_s=_int(env, "DRAINPIPE_ALERT_DELAY_S", -1, -1, 86_400),

@@ -74,3 +74,20 @@ def test_up_leaves_a_core_to_the_log_owner_and_gives_http_the_rest(
 ) -> None:
     monkeypatch.setattr(os, "cpu_count", lambda: cores)
     assert Config.from_env({}).workers == workers
+
+
+def test_an_instance_id_comes_from_the_flag_or_the_environment_and_is_checked() -> None:
+    kafka = {"KAFKA_BOOTSTRAP_SERVERS": "k:9092"}
+    assert Config.from_env(kafka).instance_id is None  # dynamic members by default
+    assert Config.from_env({**kafka, "DYNO": "rollup.1"}).instance_id is None
+    env = {**kafka, "DRAINPIPE_INSTANCE_ID": "rollup.1"}
+    assert Config.from_env(env).instance_id == "rollup.1"
+    assert Config.from_env(env, instance_id="rollup.2").instance_id == "rollup.2"
+    with pytest.raises(ConfigError, match=re.escape("--instance-id 'rollup 1' is not a usable")):
+        Config.from_env(kafka, instance_id="rollup 1")
+    with pytest.raises(ConfigError, match="DRAINPIPE_INSTANCE_ID 'x/y'"):
+        Config.from_env({**kafka, "DRAINPIPE_INSTANCE_ID": "x/y"})
+    # One setting for every process would fence all but one of them.
+    shared = {**kafka, "DRAINPIPE_KAFKA_CONFIG": "group.instance.id=a"}
+    with pytest.raises(ConfigError, match="--instance-id"):
+        Config.from_env(shared)

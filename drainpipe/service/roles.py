@@ -55,6 +55,7 @@ def kafka_bus(config: Config) -> KafkaBus:
         replication=config.kafka_replication,
         extra=dict(config.kafka_config),
         topic_prefix=config.topic_prefix,
+        instance_id=config.instance_id,
     )
 
 

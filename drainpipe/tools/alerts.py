@@ -23,7 +23,7 @@ from drainpipe.alert.manage import make, shown
 from drainpipe.alert.rules import Rule, RuleError
 from drainpipe.alert.state import AlertState, channels, postgres_state
 from drainpipe.clock import SYSTEM, Clock
-from drainpipe.config import Config
+from drainpipe.config import INSTANCE_ID_HELP, Config
 from drainpipe.store.apps import AppRegistry
 
 
@@ -57,6 +57,7 @@ def add_parser(sub: Any) -> None:
     run.add_argument("--log-level", default="INFO")
     run.add_argument("--host", help="where /metrics and /healthz are served (127.0.0.1)")
     run.add_argument("--port", type=int, help="their port ($PORT, else 5000)")
+    run.add_argument("--instance-id", help=INSTANCE_ID_HELP)
     for command in (add, lst, rm, test):
         command.add_argument("--data-dir", type=Path)
         command.add_argument(

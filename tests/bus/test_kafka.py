@@ -156,3 +156,25 @@ def test_kafka_poll_returns_nothing_of_a_partition_revoked_during_it(
         second.consumer.close()
     finally:
         bus.close()
+
+
+def test_a_member_with_an_instance_id_joins_its_group_as_a_static_member(
+    kafka_bootstrap: str, kafka_client_tuning: dict[str, str]
+) -> None:
+    """The coordinator names a static member after its group.instance.id (Kafka and
+    Tansu alike), a dynamic one after its client id."""
+    for instance_id, named in ((None, "drainpipe-"), ("rollup.7", "rollup.7-")):
+        bus = kafka_bus(kafka_bootstrap, kafka_client_tuning)
+        bus.instance_id = instance_id
+        try:
+            member = bus.consumer("static")
+            assigned: dict[TopicPartition, Position] = {}
+            member.subscribe([ROUTER.topic], assigned.update)
+            deadline = time.monotonic() + 30
+            while not assigned and time.monotonic() < deadline:
+                member.poll(1, 0.1)
+            assert assigned
+            assert member._consumer.memberid().startswith(named)
+            member.close()
+        finally:
+            bus.close()

@@ -116,6 +116,7 @@ class KafkaBus:
         extra: Mapping[str, str] = _NO_EXTRA,
         topic_prefix: str = "",
         timeout_s: float = 30.0,
+        instance_id: str | None = None,
     ) -> None:
         if not 1 <= partitions <= 4096:
             raise ValueError(f"partitions must be between 1 and 4096, not {partitions}")
@@ -130,6 +131,7 @@ class KafkaBus:
         self.replication = replication
         self.prefix = topic_prefix
         self.timeout_s = timeout_s
+        self.instance_id = instance_id
         # DRAINPIPE_KAFKA_CONFIG's settings go to the clients they are for: librdkafka
         # warns about a consumer's setting given to a producer, and the other way round.
         common = {k: v for k, v in extra.items() if k not in CONSUMER_ONLY | PRODUCER_ONLY}

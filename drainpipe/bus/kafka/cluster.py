@@ -24,6 +24,7 @@ class Cluster(Protocol):
     partitions: int
     timeout_s: float
     compression: str
+    instance_id: str | None  # this process's group.instance.id, the same in every group
 
     def topic(self, name: str) -> str: ...
 

@@ -57,15 +57,32 @@ class KafkaConsumer:
         self.group = group
         self._bus = bus
         self._group_id = bus.group_id(group)
+        config = {
+            # A dead member's partitions move on once its session times out, and a
+            # rebalance later: librdkafka's 45 s default kept them unread for over a
+            # minute. 8 s and a heartbeat a second read them again within 15 s
+            # (BENCHMARKS.md), above Kafka's 6 s minimum with room for seven lost
+            # heartbeats; they come from librdkafka's own thread, so a slow poll does
+            # not end a session.
+            "session.timeout.ms": 8_000,
+            "heartbeat.interval.ms": 1_000,
+            # Members keep their partitions through a rebalance and only the moved ones
+            # stop: an eager rebalance makes every rollup member drop all its windows
+            # and rebuild them from the raw log.
+            "partition.assignment.strategy": "cooperative-sticky",
+            **bus.consumer_config,
+        }
+        if bus.instance_id:
+            # Static membership: a member that comes back under its id within the session
+            # timeout gets its partitions again with no rebalance, so no other member
+            # stops or rebuilds anything. It also leaves no group when it closes: its
+            # partitions wait for it (or for the session to time out).
+            config["group.instance.id"] = bus.instance_id
+        # librdkafka takes no mix of eager and cooperative assignors.
+        self._incremental = "cooperative" in str(config["partition.assignment.strategy"])
         self._consumer = confluent_kafka.Consumer(
             {
-                # A dead member's partitions move on once its session times out:
-                # librdkafka's 45 s default kept them unread for over a minute. 10 s
-                # with a heartbeat a second is above Kafka's 6 s minimum; heartbeats
-                # come from librdkafka's own thread, so a slow poll does not end it.
-                "session.timeout.ms": 10_000,
-                "heartbeat.interval.ms": 1_000,
-                **bus.consumer_config,
+                **config,
                 "group.id": self._group_id,
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,
@@ -91,21 +108,34 @@ class KafkaConsumer:
         self, topics: Sequence[str], on_assign: OnAssign, on_revoke: OnRevoke | None = None
     ) -> None:
         def assigned(consumer: confluent_kafka.Consumer, parts: list[KafkaPartition]) -> None:
+            if not parts:  # a cooperative rebalance that gives this member nothing new
+                return
             try:
                 resolved = self._resolve(parts)
             except BaseException as exc:
                 self._failed = exc
                 raise
             self._known.update(resolved)
-            consumer.assign(
-                [
-                    KafkaPartition(
-                        t, p, confluent_kafka.OFFSET_INVALID if c.offset is None else c.offset
-                    )
-                    for (t, p), c in resolved.items()
-                ]
+            at = [
+                KafkaPartition(
+                    t, p, confluent_kafka.OFFSET_INVALID if c.offset is None else c.offset
+                )
+                for (t, p), c in resolved.items()
+            ]
+            # Cooperative assignment hands over only what is added; eager, everything.
+            if self._incremental:
+                consumer.incremental_assign(at)
+            else:
+                consumer.assign(at)
+            log.info(
+                "bus.assigned",
+                extra={
+                    "group": self.group,
+                    "partitions": len(parts),
+                    "holding": len(self._known),
+                    "added": self._listing(parts),
+                },
             )
-            log.info("bus.assigned", extra={"group": self.group, "partitions": len(parts)})
             on_assign(
                 {
                     (self._bus.logical(t), p): Position(c.offset or 0, c.metadata)
@@ -114,7 +144,8 @@ class KafkaConsumer:
             )
 
         def revoked(consumer: confluent_kafka.Consumer, parts: list[KafkaPartition]) -> None:
-            log.info("bus.revoked", extra={"group": self.group, "partitions": len(parts)})
+            if not parts:
+                return
             try:
                 if on_revoke is not None:
                     on_revoke([(self._bus.logical(tp.topic), tp.partition) for tp in parts])
@@ -122,6 +153,15 @@ class KafkaConsumer:
                 for tp in parts:
                     self._known.pop((tp.topic, tp.partition), None)
                     self._with_metadata.discard((tp.topic, tp.partition))
+                log.info(
+                    "bus.revoked",
+                    extra={
+                        "group": self.group,
+                        "partitions": len(parts),
+                        "holding": len(self._known),
+                        "removed": self._listing(parts),
+                    },
+                )
 
         def lost(consumer: confluent_kafka.Consumer, parts: list[KafkaPartition]) -> None:
             log.warning(
@@ -139,6 +179,13 @@ class KafkaConsumer:
             on_revoke=revoked,
             on_lost=lost,
         )
+
+    def _listing(self, parts: Sequence[KafkaPartition]) -> dict[str, list[int]]:
+        """Partitions by topic name of `model`, for the log: which member reads what."""
+        out: dict[str, list[int]] = {}
+        for tp in parts:
+            out.setdefault(self._bus.logical(tp.topic), []).append(tp.partition)
+        return {topic: sorted(ps) for topic, ps in sorted(out.items())}
 
     def _resolve(self, parts: Sequence[KafkaPartition]) -> dict[TopicPartition, _Committed]:
         """Committed offsets of parts, with metadata from the broker or the positions topic."""
