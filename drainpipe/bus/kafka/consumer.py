@@ -267,8 +267,7 @@ class KafkaConsumer:
                         "bus.consume_error", extra={"group": self.group, "error": err.str()}
                     )
                     continue
-                where = f"{m.topic()}[{m.partition()}]"
-                raise BusUnavailable(f"group {self._group_id}: Kafka error on {where}: {err.str()}")
+                raise BusUnavailable(self._error_text(m, err))
             topic = m.topic()
             try:
                 name = names[topic]
@@ -279,6 +278,22 @@ class KafkaConsumer:
                 new(Message, (name, m.partition(), m.offset(), m.key() or b"", m.value() or b""))
             )
         return out
+
+    def _error_text(self, m: confluent_kafka.Message, err: KafkaError) -> str:
+        where = f" on {m.topic()}[{m.partition()}]" if m.topic() else ""
+        text = f"group {self._group_id}: Kafka error{where}: {err.str()}"
+        if err.code() == KafkaError.INCONSISTENT_GROUP_PROTOCOL:
+            # Members of a release before cooperative assignment still hold the group.
+            text += (
+                "; other members of the group assign partitions another way (an older "
+                f"drainpipe?): stop every {self.group} process, then start this version"
+            )
+        elif err.code() == KafkaError.FENCED_INSTANCE_ID:
+            text += (
+                f"; another process joined as instance {self._bus.instance_id!r}: give each"
+                " process its own --instance-id"
+            )
+        return text
 
     def _name_of(self, topic: str | None) -> str:
         """The `model` name of a consumed message's Kafka topic, remembered for the next."""
