@@ -87,6 +87,21 @@ class Server:
         except urllib.error.HTTPError as e:
             return int(e.code)
 
+    def post_retried(
+        self, secret: str, payload: bytes, count: int, frame_id: str, deadline: float
+    ) -> int:
+        """POST as Logplex does: the same frame again after a refused connection or a 503
+        until another answer, or until time.monotonic() passes deadline (then 0)."""
+        while time.monotonic() < deadline:
+            try:
+                code = self.post(secret, payload, count, {"Logplex-Frame-Id": frame_id})
+            except OSError:
+                code = 0
+            if code not in (0, 503):
+                return code
+            time.sleep(0.02)
+        return 0
+
     def get(self, path: str, token: str | None) -> tuple[int, object]:
         h = {"Authorization": f"Bearer {token}"} if token else {}
         req = urllib.request.Request(f"{self.url}{path}", headers=h)

@@ -78,19 +78,14 @@ class Posting:
                 if not self.todo:
                     return
                 frame_id, payload, count = self.todo.pop()
-            while time.monotonic() < self.deadline:
-                try:
-                    code = self.server().post(
-                        self.secret, payload, count, {"Logplex-Frame-Id": frame_id}
-                    )
-                except OSError:
-                    code = 0
-                if code == 204:
-                    break
-                if code not in (0, 503):
-                    self.failures.append(f"frame {frame_id}: HTTP {code}")
-                    return
-                time.sleep(0.02)
+            # server() is asked again each second: a killed ingress comes back as another.
+            code = 0
+            while code == 0 and time.monotonic() < self.deadline:
+                limit = min(self.deadline, time.monotonic() + 1.0)
+                code = self.server().post_retried(self.secret, payload, count, frame_id, limit)
+            if code != 204:
+                self.failures.append(f"frame {frame_id}: HTTP {code}")
+                return
 
     def finish(self) -> None:
         for t in self.threads:

@@ -65,18 +65,13 @@ class Traffic:
                     service = float(1 + (i * 7 + n * 3 + k) % 97)
                     lines.append(drains.router(now - 1000, int(service), 200, dyno=f"{pt}.1"))
                     sent.append((pt, now - 1000 - (now - 1000) % MIN, service))
-            payload, frame = drains.body(lines), {"Logplex-Frame-Id": f"failover-{i:08d}"}
-            while time.monotonic() < deadline:
-                try:
-                    code = self.ingress.post(self.secret, payload, len(lines), frame)
-                except OSError:
-                    code = 0
-                if code == 204:
-                    break
-                if code not in (0, 503):
-                    self.failures.append(f"body {i}: HTTP {code}")
-                    return
-                time.sleep(0.05)
+            payload = drains.body(lines)
+            code = self.ingress.post_retried(
+                self.secret, payload, len(lines), f"failover-{i:08d}", deadline
+            )
+            if code != 204:
+                self.failures.append(f"body {i}: HTTP {code}")
+                return
             with self.lock:
                 for pt, minute, service in sent:
                     self.service[(pt, minute)].append(service)

@@ -27,6 +27,7 @@ from drainpipe.bus import (
 )
 from drainpipe.bus.kafka.cluster import Cluster, Item
 from drainpipe.bus.kafka.errors import _TRANSIENT, _error_text
+from drainpipe.bus.kafka.membership import error_text, is_cooperative, listing, member_config
 from drainpipe.bus.kafka.positions import _position_key, _PositionRecord, _PositionsReader
 
 # One logger name for every module of the package.
@@ -57,33 +58,11 @@ class KafkaConsumer:
         self.group = group
         self._bus = bus
         self._group_id = bus.group_id(group)
-        config = {
-            # A dead member's partitions move on once its session times out, and a
-            # rebalance later: librdkafka's 45 s default kept them unread for over a
-            # minute. 8 s and a heartbeat a second read them again within 15 s
-            # (BENCHMARKS.md), above Kafka's 6 s minimum with room for seven lost
-            # heartbeats; they come from librdkafka's own thread, so a slow poll does
-            # not end a session.
-            "session.timeout.ms": 8_000,
-            "heartbeat.interval.ms": 1_000,
-            # Members keep their partitions through a rebalance and only the moved ones
-            # stop: an eager rebalance makes every rollup member drop all its windows
-            # and rebuild them from the raw log.
-            "partition.assignment.strategy": "cooperative-sticky",
-            **bus.consumer_config,
-        }
-        if bus.instance_id:
-            # Static membership: a member that comes back under its id within the session
-            # timeout gets its partitions again with no rebalance, so no other member
-            # stops or rebuilds anything. It also leaves no group when it closes: its
-            # partitions wait for it (or for the session to time out).
-            config["group.instance.id"] = bus.instance_id
-        # librdkafka takes no mix of eager and cooperative assignors.
-        self._incremental = "cooperative" in str(config["partition.assignment.strategy"])
+        config = member_config(bus, self._group_id)
+        self._incremental = is_cooperative(config)
         self._consumer = confluent_kafka.Consumer(
             {
                 **config,
-                "group.id": self._group_id,
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,
                 "auto.offset.reset": "earliest",
@@ -133,7 +112,7 @@ class KafkaConsumer:
                     "group": self.group,
                     "partitions": len(parts),
                     "holding": len(self._known),
-                    "added": self._listing(parts),
+                    "added": listing(self._bus, parts),
                 },
             )
             on_assign(
@@ -159,7 +138,7 @@ class KafkaConsumer:
                         "group": self.group,
                         "partitions": len(parts),
                         "holding": len(self._known),
-                        "removed": self._listing(parts),
+                        "removed": listing(self._bus, parts),
                     },
                 )
 
@@ -179,13 +158,6 @@ class KafkaConsumer:
             on_revoke=revoked,
             on_lost=lost,
         )
-
-    def _listing(self, parts: Sequence[KafkaPartition]) -> dict[str, list[int]]:
-        """Partitions by topic name of `model`, for the log: which member reads what."""
-        out: dict[str, list[int]] = {}
-        for tp in parts:
-            out.setdefault(self._bus.logical(tp.topic), []).append(tp.partition)
-        return {topic: sorted(ps) for topic, ps in sorted(out.items())}
 
     def _resolve(self, parts: Sequence[KafkaPartition]) -> dict[TopicPartition, _Committed]:
         """Committed offsets of parts, with metadata from the broker or the positions topic."""
@@ -267,7 +239,7 @@ class KafkaConsumer:
                         "bus.consume_error", extra={"group": self.group, "error": err.str()}
                     )
                     continue
-                raise BusUnavailable(self._error_text(m, err))
+                raise BusUnavailable(error_text(self._bus, self.group, self._group_id, m, err))
             topic = m.topic()
             try:
                 name = names[topic]
@@ -278,22 +250,6 @@ class KafkaConsumer:
                 new(Message, (name, m.partition(), m.offset(), m.key() or b"", m.value() or b""))
             )
         return out
-
-    def _error_text(self, m: confluent_kafka.Message, err: KafkaError) -> str:
-        where = f" on {m.topic()}[{m.partition()}]" if m.topic() else ""
-        text = f"group {self._group_id}: Kafka error{where}: {err.str()}"
-        if err.code() == KafkaError.INCONSISTENT_GROUP_PROTOCOL:
-            # Members of a release before cooperative assignment still hold the group.
-            text += (
-                "; other members of the group assign partitions another way (an older "
-                f"drainpipe?): stop every {self.group} process, then start this version"
-            )
-        elif err.code() == KafkaError.FENCED_INSTANCE_ID:
-            text += (
-                f"; another process joined as instance {self._bus.instance_id!r}: give each"
-                " process its own --instance-id"
-            )
-        return text
 
     def _name_of(self, topic: str | None) -> str:
         """The `model` name of a consumed message's Kafka topic, remembered for the next."""
