@@ -11,6 +11,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from _pytest.terminal import TerminalReporter
 from psycopg import sql
 
 from drainpipe.clock import FixedClock
@@ -111,3 +112,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         params = callspec.params.values() if callspec is not None else ()
         if "kafka_bootstrap" in getattr(item, "fixturenames", ()) or "kafka" in params:
             item.add_marker(skip)
+
+
+def pytest_terminal_summary(terminalreporter: TerminalReporter) -> None:
+    """Figures a test measured and reported (`record_property`), such as failover times,
+    at the end of the run's output: reported, never asserted (BENCHMARKS.md has medians)."""
+    for report in terminalreporter.getreports("passed"):
+        if report.when == "call" and report.user_properties:
+            figures = ", ".join(f"{k} {v}" for k, v in report.user_properties)
+            terminalreporter.write_line(f"measured: {report.nodeid}: {figures}")

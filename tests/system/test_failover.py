@@ -3,9 +3,9 @@ session settings: the survivor reads the dead member's partitions again and keep
 reading its own through the rebalance, a restarted member takes its share back, and
 nothing acknowledged is lost or counted twice.
 
-The times it takes are reported (`record_property`, and printed), not asserted:
-`bench.failover` measures them, and BENCHMARKS.md has the figures. The waits below are
-bounds on a hang, far above them."""
+The times it takes are reported (`record_property`; the run's summary prints them), not
+asserted: `bench.failover` measures them, and BENCHMARKS.md has the figures. The waits
+below are bounds on a hang, far above them."""
 
 from __future__ import annotations
 
@@ -177,8 +177,6 @@ def test_a_killed_rollup_member_s_partitions_are_read_again_and_nothing_is_lost(
     for name, value in (("takeover_s", takeover_s), ("counted_s", counted_s),
                         ("rejoin_s", rejoin_s)):  # fmt: skip
         record_property(name, round(value, 1))
-    print(f"failover: takeover {takeover_s:.1f} s, lines counted {counted_s:.1f} s after "
-          f"the kill, rejoin {rejoin_s:.1f} s")  # fmt: skip
     total = sum(len(v) for v in expected.values())
     wait_for("every line is counted",
              lambda: counted(api, app, set(by_pt)) >= total, roles)  # fmt: skip
