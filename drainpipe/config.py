@@ -111,8 +111,8 @@ def _pairs(raw: str) -> tuple[tuple[str, str], ...]:
 
 INSTANCE_ID_HELP = (
     "static membership: this process's own name in its consumer group, kept across"
-    " restarts (on Heroku: $DYNO), so a restart gets its partitions back without a"
-    " rebalance; Apache Kafka 2.3 or later ($DRAINPIPE_INSTANCE_ID; none by default)"
+    " restarts, so a quick restart gets its partitions back without a rebalance; Apache"
+    " Kafka 2.3 or later, see docs/deploy.md ($DRAINPIPE_INSTANCE_ID; none by default)"
 )
 # What Kafka takes as a group.instance.id, as it does for topic names.
 _INSTANCE_ID = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
@@ -130,11 +130,13 @@ def _instance_id(env: Mapping[str, str], flag: object) -> str | None:
         )
     if flag is not None:
         raw, source = str(flag), "--instance-id"
+        if not raw.strip():
+            raise ConfigError("--instance-id is empty: give this process's name, or leave it out")
     else:
         raw, source = env.get("DRAINPIPE_INSTANCE_ID", ""), "DRAINPIPE_INSTANCE_ID"
     if not raw.strip():
         return None
-    if not _INSTANCE_ID.match(raw.strip()):
+    if not _INSTANCE_ID.match(raw.strip()) or raw.strip() in (".", ".."):
         raise ConfigError(
             f"{source} {raw!r} is not a usable instance id: up to 249 letters, digits,"
             " '.', '_' or '-' (for example rollup.1)"

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from _pytest.terminal import TerminalReporter
 from psycopg import sql
 
 from drainpipe.clock import FixedClock
@@ -114,7 +113,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
-def pytest_terminal_summary(terminalreporter: TerminalReporter) -> None:
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """Figures a test measured and reported (`record_property`), such as failover times,
     at the end of the run's output: reported, never asserted (BENCHMARKS.md has medians)."""
     for report in terminalreporter.getreports("passed"):

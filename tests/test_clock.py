@@ -4,13 +4,16 @@ time-dependent tests passing at another date (libfaketime shifts the system cloc
 from __future__ import annotations
 
 import ast
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -152,26 +155,32 @@ def test_the_time_dependent_tests_pass_at_another_date() -> None:
         ),
     }
     command = [sys.executable, "-m", "pytest", "-qx", "-p", "no:cacheprovider", *TIME_TESTS]
-    runs = {
-        shift: subprocess.Popen(
-            [faketime, "-f", shift, *command],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for shift in ("+400d", "-400d")
-    }
-    failed = []
-    for shift, run in runs.items():
+    deadline = time.monotonic() + 540
+    runs: dict[str, tuple[subprocess.Popen[bytes], IO[bytes]]] = {}
+    with contextlib.ExitStack() as files:
         try:
-            out, _ = run.communicate(timeout=540)
-        except subprocess.TimeoutExpired:
-            run.kill()
-            out, _ = run.communicate()
-        tail = "\n".join(out.splitlines()[-40:])
-        # 0: tests ran and all passed (5 would be none collected, 1 a failure).
-        if run.returncode != 0:
-            failed.append(f"exit {run.returncode} at {shift} the system clock's date:\n{tail}")
-    assert not failed, "\n\n".join(failed)
+            for shift in ("+400d", "-400d"):
+                # A file, not a pipe: neither run waits for its output to be read.
+                out = files.enter_context(tempfile.TemporaryFile())
+                run = subprocess.Popen(
+                    [faketime, "-f", shift, *command], cwd=ROOT, env=env, stdout=out, stderr=out
+                )
+                runs[shift] = (run, out)
+            failed = []
+            for shift, (run, log) in runs.items():
+                try:
+                    run.wait(timeout=max(1.0, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    run.kill()
+                    run.wait()
+                log.seek(0)
+                tail = "\n".join(log.read().decode(errors="replace").splitlines()[-40:])
+                # 0: tests ran and all passed (5 would be none collected, 1 a failure).
+                if run.returncode != 0:
+                    failed.append(f"exit {run.returncode} at {shift}:\n{tail}")
+            assert not failed, "\n\n".join(failed)
+        finally:
+            for run, _ in runs.values():
+                if run.poll() is None:
+                    run.kill()
+                    run.wait()

@@ -87,6 +87,10 @@ def test_an_instance_id_comes_from_the_flag_or_the_environment_and_is_checked() 
         Config.from_env(kafka, instance_id="rollup 1")
     with pytest.raises(ConfigError, match="DRAINPIPE_INSTANCE_ID 'x/y'"):
         Config.from_env({**kafka, "DRAINPIPE_INSTANCE_ID": "x/y"})
+    with pytest.raises(ConfigError, match=re.escape("DRAINPIPE_INSTANCE_ID '..' is not")):
+        Config.from_env({**kafka, "DRAINPIPE_INSTANCE_ID": ".."})
+    with pytest.raises(ConfigError, match="--instance-id is empty"):
+        Config.from_env(env, instance_id="")
     # One setting for every process would fence all but one of them.
     shared = {**kafka, "DRAINPIPE_KAFKA_CONFIG": "group.instance.id=a"}
     with pytest.raises(ConfigError, match="--instance-id"):

@@ -73,7 +73,10 @@ class Consumer(Protocol):
 
     def poll(self, max_messages: int, timeout_s: float) -> list[Message]: ...
 
-    def commit(self, positions: Mapping[TopicPartition, Position]) -> None: ...
+    def commit(self, positions: Mapping[TopicPartition, Position]) -> bool:
+        """Store positions; False when the bus asks for them again later (a Kafka group
+        in the middle of a rebalance), so the caller keeps them as not yet committed."""
+        ...
 
     @property
     def behind(self) -> bool:

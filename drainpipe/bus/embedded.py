@@ -360,8 +360,9 @@ class EmbeddedConsumer:
     def lag(self) -> int | None:
         return len(self._buffer) + max(0, self.bus.wal.end - self._pos)
 
-    def commit(self, positions: Mapping[TopicPartition, Position]) -> None:
+    def commit(self, positions: Mapping[TopicPartition, Position]) -> bool:
         self.bus.store_positions(self.group, positions)
+        return True
 
     def close(self) -> None:
         pass

@@ -89,6 +89,7 @@ class RollupWorker:
     def _sample_lag(self) -> None:
         self.metrics.sample_lag(GROUP, self._consumer.lag)
         self.metrics.consumer_partitions.labels(GROUP).set(len(self._committed))
+        self.metrics.group_partitions.labels(GROUP).set(len(RAW_TOPICS) * self.bus.partitions)
         marks = [p.watermark_ms for p in self.core.parts.values() if p.watermark_ms is not None]
         if marks:
             self._newest_ms = max(marks)
@@ -174,8 +175,7 @@ class RollupWorker:
             self.metrics.summaries_flushed.inc(len(summaries))
         positions = self.core.positions()
         changed = {tp: p for tp, p in positions.items() if self._committed.get(tp) != p}
-        if changed:
-            self._consumer.commit(changed)
+        if changed and self._consumer.commit(changed):
             self._committed.update(changed)
         for family, n in self.core.dropped_late.items():
             seen = self._reported_late.get(family, 0)

@@ -136,6 +136,9 @@ class SinkWorker:
         self._assigned: set[TopicPartition] = set()
         self._committed: dict[TopicPartition, int] = {}  # offset, per assigned partition
         self._revoked_in_poll = False
+        # A revoke dropped polled messages uncommitted: those of the partitions this
+        # member keeps are past its read position, so it rejoins to read them again.
+        self._reread = False
 
     def _on_assign(self, assigned: Mapping[TopicPartition, Position]) -> None:
         self._assigned.update(assigned)
@@ -152,22 +155,27 @@ class SinkWorker:
         pending, self._pending = self._pending, None
         batch, self._batch = self._batch, Pending(self.metrics)
         try:
-            # Bounded: the whole group waits for this member. What is not stored in time
-            # is not committed, and whoever gets the partitions reads it again.
+            # Bounded: the moved partitions wait for this member. What is not stored in
+            # time is not committed: whoever gets the partitions reads it again, and so
+            # must this member for those it keeps (see `run`).
             give_up = self.clock.monotonic() + REVOKE_BUDGET_S
             if pending is not None:
                 future, done = pending
                 try:
                     outcome = future.result(timeout=REVOKE_BUDGET_S)
                 except FutureTimeout:
+                    self._reread = True
                     return
                 if outcome is not Outcome.STORED:
+                    self._reread = True
                     return  # neither is committed: the batch after it must not pass it
                 self._commit(done.positions)
             if batch.messages:
                 outcome = self._write(batch, batch.summaries(), self._stop, give_up)
                 if outcome is Outcome.STORED:
                     self._commit(batch.positions)
+                else:
+                    self._reread = True
         finally:
             for tp in revoked:
                 self._assigned.discard(tp)
@@ -182,8 +190,7 @@ class SinkWorker:
             for tp, p in positions.items()
             if tp in self._assigned and p.offset > self._committed.get(tp, -1)
         }
-        if ahead:
-            self._consumer.commit(ahead)
+        if ahead and self._consumer.commit(ahead):
             self._committed.update((tp, p.offset) for tp, p in ahead.items())
 
     def run(self, stop: threading.Event) -> None:
@@ -215,6 +222,9 @@ class SinkWorker:
                         # Messages fetched before the revoke came back with the poll; those
                         # of partitions now elsewhere are read by the member they moved to.
                         got = [m for m in got if (m.topic, m.partition) in self._assigned]
+                    if self._reread:
+                        self._rejoin()
+                        continue
                     batch = self._batch
                     batch.add(got)
                 if self.stage is not None:
@@ -224,6 +234,9 @@ class SinkWorker:
                     self._next_lag = self.clock.monotonic() + LAG_EVERY_S
                     self.metrics.sample_lag(self.group, self._consumer.lag)
                     self.metrics.consumer_partitions.labels(self.group).set(len(self._assigned))
+                    self.metrics.group_partitions.labels(self.group).set(
+                        len(self.topics) * self.bus.partitions
+                    )
                 if self._pending is not None:
                     future, done = self._pending
                     if not future.done() and room > 0 and batch.messages:
@@ -235,10 +248,7 @@ class SinkWorker:
                     if outcome is Outcome.REJOIN:
                         # Kafka evicts a member that does not poll for max.poll.interval.ms;
                         # leave first and rejoin at the committed offset to retry the batch.
-                        self._batch = Pending(self.metrics)  # read again from the commit
-                        self._consumer.close()
-                        self._consumer = self.bus.consumer(self.group)
-                        self._consumer.subscribe(self.topics, self._on_assign, self._on_revoke)
+                        self._rejoin()
                         continue
                     self._commit(done.positions)
                 if batch.messages:
@@ -255,6 +265,15 @@ class SinkWorker:
             # out (a write cut short by stop, or an error) is replayed on the next start.
             self._pending, self._batch = None, Pending(self.metrics)
             self._consumer.close()
+
+    def _rejoin(self) -> None:
+        """Leave the group and join it again: what this member polled and did not store
+        is dropped, and every partition it gets is read again from its commit."""
+        self._batch = Pending(self.metrics)
+        self._reread = False
+        self._consumer.close()
+        self._consumer = self.bus.consumer(self.group)
+        self._consumer.subscribe(self.topics, self._on_assign, self._on_revoke)
 
     def _store(self, summaries: list[EncodedSummary], events: list[StoredEvent]) -> None:
         if summaries:

@@ -168,6 +168,14 @@ class SelfMetrics:
             registry=r,
             multiprocess_mode="livesum",
         )
+        self.group_partitions = Gauge(
+            "drainpipe_consumer_group_partitions",
+            "Partitions of the topics this member's consumer group reads: while the sum "
+            "of drainpipe_consumer_partitions over the members is lower, some are unread",
+            ["group"],
+            registry=r,
+            multiprocess_mode="max",
+        )
         self.event_time_lag = Gauge(
             "drainpipe_rollup_event_time_lag_seconds",
             "How far the newest minute the rollup has read is behind the clock: what "

@@ -8,9 +8,6 @@ from collections.abc import Sequence
 from concurrent.futures import Future
 from typing import Any
 
-import confluent_kafka
-import pytest
-
 from drainpipe.bus import (
     BusUnavailable,
     Position,
@@ -158,59 +155,4 @@ def test_kafka_poll_returns_nothing_of_a_partition_revoked_during_it(
         first.close()
         second.consumer.close()
     finally:
-        bus.close()
-
-
-def test_a_member_with_an_instance_id_joins_its_group_as_a_static_member(
-    kafka_bootstrap: str, kafka_client_tuning: dict[str, str]
-) -> None:
-    """The coordinator names a static member after its group.instance.id (Kafka and
-    Tansu alike), a dynamic one after its client id."""
-    for instance_id, named in ((None, "drainpipe-"), ("rollup.7", "rollup.7-")):
-        bus = kafka_bus(kafka_bootstrap, kafka_client_tuning)
-        bus.instance_id = instance_id
-        try:
-            member = bus.consumer("static")
-            assigned: dict[TopicPartition, Position] = {}
-            member.subscribe([ROUTER.topic], assigned.update)
-            deadline = time.monotonic() + 30
-            while not assigned and time.monotonic() < deadline:
-                member.poll(1, 0.1)
-            assert assigned
-            assert member._consumer.memberid().startswith(named)
-            member.close()
-        finally:
-            bus.close()
-
-
-def test_joining_a_group_held_by_eager_members_fails_with_what_to_do(
-    kafka_bootstrap: str, kafka_client_tuning: dict[str, str]
-) -> None:
-    """Members of a release before cooperative assignment keep the group; a new member
-    is refused by the broker, and says to stop the old ones first."""
-    bus = kafka_bus(kafka_bootstrap, kafka_client_tuning)
-    old = confluent_kafka.Consumer(
-        {
-            **bus.consumer_config,
-            "group.id": bus.group_id("rollup"),
-            "partition.assignment.strategy": "range,roundrobin",
-        }
-    )
-    try:
-        held: list[int] = []
-        old.subscribe([bus.topic(ROUTER.topic)], on_assign=lambda _c, ps: held.append(len(ps)))
-        deadline = time.monotonic() + 30
-        while not held and time.monotonic() < deadline:
-            old.poll(0.1)
-        assert held
-        new = bus.consumer("rollup")
-        new.subscribe([ROUTER.topic], lambda _: None)
-        with pytest.raises(BusUnavailable, match="stop every rollup process, then start"):
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                new.poll(1, 0.1)
-                old.poll(0)
-        new.close()
-    finally:
-        old.close()
         bus.close()

@@ -289,3 +289,66 @@ def test_a_sink_whose_partitions_move_mid_write_commits_before_they_go(
     finally:
         store.close()
         bus.close()
+
+
+class FailingStore(SqliteStore):
+    """A real SQLite store whose summary writes fail while `failing` is set."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.failing = threading.Event()
+        self.tried = threading.Event()
+
+    def write_summaries(self, summaries: Sequence[codec.EncodedSummary]) -> None:
+        self.tried.set()
+        if self.failing.is_set():
+            raise OSError("the store is away")
+        super().write_summaries(summaries)
+
+
+def test_a_member_that_gives_partitions_away_mid_failure_reads_the_kept_ones_again(
+    tmp_path: Path,
+    kafka_bootstrap: str,
+    kafka_client_tuning: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A retry-style member (it retries writes in place) holds a failing write when a
+    second member joins. Its revoke cannot store what it polled, so nothing of it is
+    committed; cooperative assignment lets it keep half the partitions, whose messages
+    are then behind its read position: it must read them again, or they are lost."""
+    monkeypatch.setattr("drainpipe.sink.worker.REVOKE_BUDGET_S", 0.5)
+    monkeypatch.setattr("drainpipe.sink.worker.MAX_BLOCK_S", 4.0)
+    bus = kafka_bus(kafka_bootstrap, kafka_client_tuning, partitions=4)
+    store = FailingStore(tmp_path / "store.sqlite")
+    store.failing.set()
+    workers = [SinkWorker(bus, store, SelfMetrics(), topics=(ROUTER.summary_topic,))]
+    running = [run(workers[0])]
+    try:
+        bus.producer().send(versions(40, 1)).result(20)
+        assert store.tried.wait(30)  # the first write is failing and retried in place
+        workers.append(SinkWorker(bus, store, SelfMetrics(), topics=(ROUTER.summary_topic,)))
+        running.append(run(workers[1]))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not all(w._assigned for w in workers):
+            time.sleep(0.05)
+        assert all(w._assigned for w in workers), "the partitions were not shared"
+        time.sleep(4.0)  # the first write gives up, uncommitted
+        store.failing.clear()
+        got: list[int] = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            got = [
+                len(store.read_summaries(f"app{a}", "router", T0, T0 + MINUTE_MS))
+                for a in range(40)
+            ]
+            if got == [1] * 40:
+                break
+            time.sleep(0.1)
+        assert got == [1] * 40, f"{got.count(0)} of 40 summaries never stored"
+    finally:
+        for stop, _ in running:
+            stop.set()
+        for _, t in running:
+            t.join(30)
+        store.close()
+        bus.close()

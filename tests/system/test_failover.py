@@ -170,6 +170,9 @@ def test_a_killed_rollup_member_s_partitions_are_read_again_and_nothing_is_lost(
             roles,
         )
         rejoin_s = members.changes(logs["rollup-a2"])[-1].at - started
+        # The survivor kept the half it still holds through both rebalances of the join.
+        kept = members.changes(logs[survivor])[-1].held
+        assert all(c.held >= kept for c in members.changes(logs[survivor]) if c.at >= started)
         time.sleep(2.0)  # traffic flows through both members again
     finally:
         expected = traffic.finish()

@@ -59,6 +59,16 @@ def test_each_role_serves_its_own_metrics_and_health(deployment: Deployment) -> 
     for role, port in ports.items():
         text = scrape(port)
         assert own[role] in text, (role, text)
+        if role in ("rollup", "sink"):  # the one member of its group holds all of it
+            deadline = time.monotonic() + 15  # sampled with the lag, every 5 s
+            while True:
+                whole = value(text, f'drainpipe_consumer_group_partitions{{group="{role}"}}')
+                held = value(text, f'drainpipe_consumer_partitions{{group="{role}"}}')
+                if (whole and held == whole) or time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
+                text = scrape(port)
+            assert whole and held == whole, (role, whole, held)
         assert "drainpipe_drain_requests_total" not in text, role  # ingress's, not this role's
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as r:
             report = json.loads(r.read())

@@ -8,6 +8,7 @@ Modules, in the order data meets them:
 - `consumer`: `KafkaConsumer`, one consumer-group member: assignment, polling, commits.
 - `membership`: the settings a member joins its group with (cooperative-sticky, an
   8 s session, an optional instance id), and the group errors an operator acts on.
+- `lag`: what a member has left to read, from one ListOffsets request.
 - `positions`: the compacted `__drainpipe_positions` topic that keeps committed
   metadata (Tansu drops it): its records, their keys, and reading them back.
 - `tail`: the newest records of a topic, read without a group (frame ids at start).

@@ -11,11 +11,11 @@ import logging
 from collections.abc import Mapping, Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
+from typing import Final
 
 import confluent_kafka
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka import TopicPartition as KafkaPartition
-from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
 
 from drainpipe.bus import (
     BusUnavailable,
@@ -27,6 +27,7 @@ from drainpipe.bus import (
 )
 from drainpipe.bus.kafka.cluster import Cluster, Item
 from drainpipe.bus.kafka.errors import _TRANSIENT, _error_text
+from drainpipe.bus.kafka.lag import EndOffsets
 from drainpipe.bus.kafka.membership import error_text, is_cooperative, listing, member_config
 from drainpipe.bus.kafka.positions import _position_key, _PositionRecord, _PositionsReader
 
@@ -34,6 +35,10 @@ from drainpipe.bus.kafka.positions import _position_key, _PositionRecord, _Posit
 log = logging.getLogger("drainpipe.bus.kafka")
 
 BROKER_METADATA_MAX = 4000
+# A commit that lands between a rebalance's JoinGroup and SyncGroup (Kafka answers
+# REBALANCE_IN_PROGRESS) or under the generation just ended: nothing is wrong, but the
+# offsets are not stored.
+_COMMIT_LATER: Final = frozenset({KafkaError.REBALANCE_IN_PROGRESS, KafkaError.ILLEGAL_GENERATION})
 
 
 def _for_broker(metadata: str) -> str:
@@ -79,8 +84,9 @@ class KafkaConsumer:
         self._with_metadata: set[TopicPartition] = set()
         self._lost: frozenset[TopicPartition] = frozenset()
         self._failed: BaseException | None = None
+        self._revokes = 0  # revoke callbacks run so far, to tell one happened in a poll
         self._closed = False
-        self._admin: AdminClient | None = None  # for lag(), made on first use
+        self._ends = EndOffsets(bus)  # for lag()
 
     # -- assignment -------------------------------------------------------------------
     def subscribe(
@@ -129,6 +135,7 @@ class KafkaConsumer:
                 if on_revoke is not None:
                     on_revoke([(self._bus.logical(tp.topic), tp.partition) for tp in parts])
             finally:
+                self._revokes += 1
                 for tp in parts:
                     self._known.pop((tp.topic, tp.partition), None)
                     self._with_metadata.discard((tp.topic, tp.partition))
@@ -217,11 +224,19 @@ class KafkaConsumer:
             ) from self._failed
         # consume(n, t) waits for n messages or t seconds: take what is there, else wait
         # for the first one and take what came with it.
+        revokes = self._revokes
         got = self._consumer.consume(max_messages, 0)
         if not got:
             got = self._consumer.consume(1, timeout_s)
             if got and max_messages > 1:
-                got += self._consumer.consume(max_messages - 1, 0)
+                more = self._consumer.consume(max_messages - 1, 0)
+                if self._revokes != revokes:
+                    # librdkafka drops a revoked partition's messages within one consume
+                    # call, not those an earlier call of this poll returned: they would
+                    # reach a member that no longer reads the partition.
+                    known = self._known
+                    got = [m for m in got if (m.topic(), m.partition()) in known]
+                got += more
         # The loop runs once per message: names bound locally, each Kafka topic's name looked
         # up in a dict, and the Message built with tuple.__new__, which skips the Python
         # frame of the named tuple's __new__ (same object, under half the cost).
@@ -239,7 +254,9 @@ class KafkaConsumer:
                         "bus.consume_error", extra={"group": self.group, "error": err.str()}
                     )
                     continue
-                raise BusUnavailable(error_text(self._bus, self.group, self._group_id, m, err))
+                raise BusUnavailable(
+                    error_text(self.group, self._group_id, self._bus.instance_id, m, err)
+                )
             topic = m.topic()
             try:
                 name = names[topic]
@@ -258,8 +275,11 @@ class KafkaConsumer:
         return name
 
     # -- committing -------------------------------------------------------------------
-    def commit(self, positions: Mapping[TopicPartition, Position]) -> None:
-        """Store positions: metadata records first, then the group's offsets (see `positions`)."""
+    def commit(self, positions: Mapping[TopicPartition, Position]) -> bool:
+        """Store positions: metadata records first, then the group's offsets (see
+        `positions`). False when the coordinator was rebalancing the group and took none
+        or only part of them: a member keeps its partitions through a cooperative
+        rebalance and commits again later."""
         wanted = {(self._bus.topic(t), p): pos for (t, p), pos in positions.items()}
         unknown = [KafkaPartition(t, p) for (t, p) in wanted if (t, p) not in self._known]
         if unknown:
@@ -280,7 +300,7 @@ class KafkaConsumer:
             )
             del wanted[tp]
         if not wanted:
-            return
+            return True
         self._write_positions(wanted)
         # Brokers refuse metadata over offset.metadata.max.bytes (4096 by default); the
         # positions topic holds it whole, and empty metadata sends readers there.
@@ -291,17 +311,35 @@ class KafkaConsumer:
         try:
             result = self._consumer.commit(offsets=offsets, asynchronous=False)
         except KafkaException as exc:
+            err = exc.args[0] if exc.args else None
+            if isinstance(err, KafkaError) and err.code() in _COMMIT_LATER:
+                return self._deferred(len(wanted), err)
             raise BusUnavailable(
                 f"group {self._group_id}: offset commit failed: {_error_text(exc)}"
             ) from exc
+        later: KafkaError | None = None
         for done in result:
-            if done.error is not None:
+            if done.error is not None and done.error.code() in _COMMIT_LATER:
+                later = done.error
+                wanted.pop((done.topic, done.partition), None)
+            elif done.error is not None:
                 raise BusUnavailable(
                     f"group {self._group_id}: offset commit of {done.topic}[{done.partition}] "
                     f"failed: {done.error.str()}"
                 )
         for tp, pos in wanted.items():
             self._known[tp] = _Committed(pos.offset, pos.metadata)
+        return later is None or self._deferred(len(result) - len(wanted), later)
+
+    def _deferred(self, partitions: int, err: KafkaError) -> bool:
+        """A commit the group coordinator asked for again later: left for the next one.
+        The positions records written for it still name the committed offset as their
+        previous one, so they stay readable."""
+        log.info(
+            "bus.commit_deferred",
+            extra={"group": self.group, "partitions": partitions, "error": err.str()},
+        )
+        return False
 
     def _write_positions(self, wanted: Mapping[TopicPartition, Position]) -> None:
         items: list[Item] = []
@@ -329,47 +367,16 @@ class KafkaConsumer:
         return False
 
     def lag(self) -> int | None:
-        """Messages from this member's positions (its commits where it has fetched
-        nothing yet) to the high watermarks of its partitions, asked of the brokers.
-
-        One ListOffsets request for all partitions, from an admin client: the consumer's
-        own per-partition query queues behind its outstanding fetch on the broker
-        connection (up to fetch.wait.max.ms each), which made a lag check of 20 idle
-        partitions take 10 s."""
-        parts = self._consumer.assignment()
-        if not parts:
-            return None
+        """Messages left in this member's partitions, asked of the brokers (see `lag`)."""
+        committed = {k: c.offset for k, c in self._known.items()}
         try:
-            high = self._offsets(parts, OffsetSpec.latest())  # type: ignore[no-untyped-call]
-            at = {(tp.topic, tp.partition): tp.offset for tp in self._consumer.position(parts)}
-            for key, offset in list(at.items()):
-                known = self._known.get(key)
-                if offset < 0 and known is not None and known.offset is not None:
-                    at[key] = known.offset
-            unread = [KafkaPartition(t, p) for (t, p), o in at.items() if o < 0]
-            low = (
-                self._offsets(unread, OffsetSpec.earliest())  # type: ignore[no-untyped-call]
-                if unread
-                else {}
-            )
-            total = sum(max(0, high[k] - (o if o >= 0 else low[k])) for k, o in at.items())
+            return self._ends.unread(self._consumer, committed)
         except KafkaException as exc:
             raise BusUnavailable(f"group {self._group_id}: cannot read end offsets: {exc}") from exc
-        return total
-
-    def _offsets(
-        self, parts: Sequence[KafkaPartition], spec: OffsetSpec
-    ) -> dict[TopicPartition, int]:
-        if self._admin is None:
-            self._admin = AdminClient(self._bus.config)
-        asked = self._admin.list_offsets(
-            {KafkaPartition(tp.topic, tp.partition): spec for tp in parts},
-            request_timeout=self._bus.timeout_s,
-        )
-        return {(tp.topic, tp.partition): f.result().offset for tp, f in asked.items()}
 
     def close(self) -> None:
-        """Leave the group (on_revoke runs and may commit)."""
+        """Close the member: on_revoke runs and may commit, and a dynamic member leaves
+        its group (a static one keeps its place until its session times out)."""
         if self._closed:
             return
         self._closed = True

@@ -20,10 +20,10 @@ from drainpipe.bus.kafka.cluster import Cluster
 
 DEFAULTS: Final = {
     # A dead member's partitions move on once its session times out, and a rebalance
-    # later: librdkafka's 45 s default kept them unread for over a minute. 8 s and a
-    # heartbeat a second read them again within 15 s (BENCHMARKS.md), above Kafka's 6 s
-    # minimum with room for seven lost heartbeats; they come from librdkafka's own
-    # thread, so a slow poll does not end a session.
+    # later: librdkafka's default session is far longer than a metrics stream should
+    # stall (BENCHMARKS.md has the times). 8 s sits above Kafka's 6 s minimum with room
+    # for seven lost heartbeats; they come from librdkafka's own thread, so a slow poll
+    # does not end a session.
     "session.timeout.ms": 8_000,
     "heartbeat.interval.ms": 1_000,
     "partition.assignment.strategy": "cooperative-sticky",
@@ -57,7 +57,7 @@ def listing(bus: Cluster, parts: Sequence[KafkaPartition]) -> dict[str, list[int
 
 
 def error_text(
-    bus: Cluster, group: str, group_id: str, m: confluent_kafka.Message, err: KafkaError
+    group: str, group_id: str, instance_id: str | None, m: confluent_kafka.Message, err: KafkaError
 ) -> str:
     """A consume error as raised: where, what, and what to do for the group errors an
     operator causes."""
@@ -69,9 +69,13 @@ def error_text(
             "; other members of the group assign partitions another way (an older "
             f"drainpipe?): stop every {group} process, then start this version"
         )
-    elif err.code() == KafkaError.FENCED_INSTANCE_ID:
+    elif err.code() == KafkaError.FENCED_INSTANCE_ID or (
+        # librdkafka raises a fenced static member's error as a fatal one (_FATAL),
+        # with the broker's words in its text.
+        err.fatal() and "fenced" in err.str().lower()
+    ):
         text += (
-            f"; another process joined as instance {bus.instance_id!r}: give each"
+            f"; another process joined as instance {instance_id!r}: give each"
             " process its own --instance-id"
         )
     return text
