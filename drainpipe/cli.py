@@ -54,7 +54,7 @@ def _parser() -> argparse.ArgumentParser:
         ("retry", "RETRY topics into PostgreSQL, forever, with backoff"),
         ("api", "read API over the PostgreSQL shards"),
     ):
-        needs = "DATABASE_URL" if role == "api" else "KAFKA_BOOTSTRAP_SERVERS"
+        needs = "DATABASE_URL or DRAINPIPE_SHARDS" if role == "api" else "KAFKA_BOOTSTRAP_SERVERS"
         r = sub.add_parser(role, help=f"scale-out role: {text} (needs {needs})")
         serves = "its routes" if role in ("ingress", "api") else "/metrics and /healthz"
         r.add_argument("--host", help=f"address to serve {serves} on (127.0.0.1)")
@@ -261,10 +261,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             tls = {k: getattr(args, k, None) for k in ("certfile", "keyfile")}
             dirs = {"data_dir": getattr(args, "data_dir", None)}
             where = {k: getattr(args, k, None) for k in ("host", "port", "instance_id")}
-            config = Config.from_env(os.environ, **where, **tls, **dirs)
             from drainpipe.service import roles
 
             try:
+                config = Config.from_env(os.environ, **where, **tls, **dirs)
                 roles.run(role, config)
             except (ConfigError, BusUnavailable) as exc:
                 # One structured line, as the role's other logs are, for its supervisor.

@@ -142,8 +142,14 @@ def preflight(role: str, config: Config) -> None:
                     "check DATABASE_URL or DRAINPIPE_SHARDS and that the server is up"
                 ) from None
     if needs_kafka:
-        from drainpipe.bus.kafka.bus import reachable
+        from drainpipe.bus.kafka.bus import bad_setting, reachable
 
+        problem = bad_setting(dict(config.kafka_config))
+        if problem:
+            raise ConfigError(
+                f"DRAINPIPE_KAFKA_CONFIG (or KAFKA_URL's TLS settings): {problem}; see "
+                "librdkafka's CONFIGURATION.md for the settings and their values"
+            )
         problem = reachable(config.kafka_bootstrap or "", dict(config.kafka_config),
                             PREFLIGHT_TIMEOUT_S)  # fmt: skip
         if problem:

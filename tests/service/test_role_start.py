@@ -105,3 +105,25 @@ def test_a_taken_port_is_one_line_too() -> None:
         port = taken.getsockname()[1]
         line = one_line(role("api", {"DATABASE_URL": "postgresql://x/y"}, "--port", str(port)))
     assert f"cannot listen on 127.0.0.1:{port}" in line["error"] and "--port" in line["error"]
+
+
+@pytest.mark.parametrize(
+    ("env", "args", "says"),
+    [
+        ({}, ("--instance-id", "bad id"), "--instance-id 'bad id' is not a usable instance id"),
+        ({"DRAINPIPE_KAFKA_PARTITIONS": "abc"}, (), "DRAINPIPE_KAFKA_PARTITIONS='abc'"),
+        (  # a value librdkafka refuses, in a setting only consumers take
+            {"DRAINPIPE_KAFKA_CONFIG": "session.timeout.ms=abc"},
+            (),
+            "DRAINPIPE_KAFKA_CONFIG (or KAFKA_URL's TLS settings): Invalid value for "
+            'configuration property "session.timeout.ms"',
+        ),
+        ({"DRAINPIPE_KAFKA_CONFIG": "no.such.key=1"}, (), 'property: "no.such.key"'),
+    ],
+)
+def test_a_bad_setting_is_one_line_before_anything_starts(
+    env: dict[str, str], args: tuple[str, ...], says: str
+) -> None:
+    nobody = f"127.0.0.1:{drains.free_port()}"  # never asked: the settings fail first
+    line = one_line(role("rollup", {"KAFKA_BOOTSTRAP_SERVERS": nobody, **env}, *args))
+    assert says in line["error"], line

@@ -40,6 +40,10 @@ from drainpipe.clock import SYSTEM
 # One logger name for every module of the package.
 log = logging.getLogger("drainpipe.bus.kafka")
 _librdkafka_log = logging.getLogger("drainpipe.bus.kafka.librdkafka")
+# The settings check's clients, which have no broker to reach and say so.
+_unheard = logging.getLogger("drainpipe.bus.kafka.settings_check")
+_unheard.addHandler(logging.NullHandler())
+_unheard.propagate = False
 
 COMPRESSION: Final = "lz4"
 _NO_EXTRA: Final[Mapping[str, str]] = MappingProxyType({})
@@ -89,6 +93,24 @@ PRODUCER_ONLY: Final = frozenset({
 
 def _append_error(errors: list[KafkaError | None], err: KafkaError | None, _msg: object) -> None:
     errors.append(err)
+
+
+def bad_setting(extra: Mapping[str, str]) -> str | None:
+    """None if librdkafka takes every DRAINPIPE_KAFKA_CONFIG setting for the clients it
+    goes to, else its complaint: a client of each kind is made with them (and no broker
+    to talk to) and closed, at start, so a typo fails there rather than in whichever
+    stage makes that kind of client first."""
+    common = {k: v for k, v in extra.items() if k not in CONSUMER_ONLY | PRODUCER_ONLY}
+    base: dict[str, Any] = {"logger": _unheard, **common}
+    consumer = {**base, "group.id": "drainpipe-settings-check",
+                **{k: v for k, v in extra.items() if k in CONSUMER_ONLY}}  # fmt: skip
+    producer = {**base, **{k: v for k, v in extra.items() if k in PRODUCER_ONLY}}
+    try:
+        confluent_kafka.Consumer(consumer).close()
+        confluent_kafka.Producer(producer).flush(0)
+    except KafkaException as exc:
+        return _error_text(exc)
+    return None
 
 
 def reachable(bootstrap: str, extra: Mapping[str, str], timeout_s: float) -> str | None:
