@@ -118,12 +118,14 @@ INSTANCE_ID_HELP = (
 _INSTANCE_ID = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 
 
-def _instance_id(env: Mapping[str, str], flag: object) -> str | None:
+def _instance_id(
+    env: Mapping[str, str], kafka_config: tuple[tuple[str, str], ...], flag: object
+) -> str | None:
     """The consumer-group instance id: --instance-id, else DRAINPIPE_INSTANCE_ID.
 
     Opt-in: it must differ per process and stay with it across restarts, which only the
     operator can promise, and Tansu 0.6 stalls assignment for static members."""
-    if any(k == "group.instance.id" for k, _ in _pairs(env.get("DRAINPIPE_KAFKA_CONFIG", ""))):
+    if any(k == "group.instance.id" for k, _ in kafka_config):
         raise ConfigError(
             "DRAINPIPE_KAFKA_CONFIG sets group.instance.id, which every process would share;"
             " give each process its own with --instance-id (or DRAINPIPE_INSTANCE_ID)"
@@ -244,7 +246,7 @@ class Config:
             kafka_config=kafka_config,
             kafka_partitions=_int(env, "DRAINPIPE_KAFKA_PARTITIONS", 32, 1, 4096),
             kafka_replication=_int(env, "DRAINPIPE_KAFKA_REPLICATION", 3, 1, 16),
-            instance_id=_instance_id(env, flags.pop("instance_id", None)),
+            instance_id=_instance_id(env, kafka_config, flags.pop("instance_id", None)),
             topic_prefix=env.get("DRAINPIPE_TOPIC_PREFIX") or env.get("KAFKA_PREFIX") or "",
             shards=shards,
             alert_delay_s=_int(env, "DRAINPIPE_ALERT_DELAY_S", -1, -1, 86_400),

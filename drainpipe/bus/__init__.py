@@ -71,7 +71,10 @@ class Consumer(Protocol):
         self, topics: Sequence[str], on_assign: OnAssign, on_revoke: OnRevoke | None = None
     ) -> None: ...
 
-    def poll(self, max_messages: int, timeout_s: float) -> list[Message]: ...
+    def poll(self, max_messages: int, timeout_s: float) -> list[Message]:
+        """Up to max_messages, none of them of a partition revoked during the poll (the
+        member it moved to reads those)."""
+        ...
 
     def commit(self, positions: Mapping[TopicPartition, Position]) -> bool:
         """Store positions; False when the bus asks for them again later (a Kafka group

@@ -89,7 +89,6 @@ class RollupWorker:
     def _sample_lag(self) -> None:
         self.metrics.sample_lag(GROUP, self._consumer.lag)
         self.metrics.consumer_partitions.labels(GROUP).set(len(self._committed))
-        self.metrics.group_partitions.labels(GROUP).set(len(RAW_TOPICS) * self.bus.partitions)
         marks = [p.watermark_ms for p in self.core.parts.values() if p.watermark_ms is not None]
         if marks:
             self._newest_ms = max(marks)
@@ -114,6 +113,7 @@ class RollupWorker:
 
     def run(self, stop: threading.Event) -> None:
         self._consumer.subscribe(RAW_TOPICS, self._on_assign, self._on_revoke)
+        self.metrics.group_partitions.labels(GROUP).set(len(RAW_TOPICS) * self.bus.partitions)
         next_flush = self.clock.monotonic() + self.flush_interval_s
         next_lag = self.clock.monotonic()
         try:

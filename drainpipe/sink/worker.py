@@ -135,7 +135,6 @@ class SinkWorker:
         self._stop = threading.Event()
         self._assigned: set[TopicPartition] = set()
         self._committed: dict[TopicPartition, int] = {}  # offset, per assigned partition
-        self._revoked_in_poll = False
         # A revoke dropped polled messages uncommitted: those of the partitions this
         # member keeps are past its read position, so it rejoins to read them again.
         self._reread = False
@@ -151,7 +150,6 @@ class SinkWorker:
         that member's progress with older ones (a replay), or be refused as going back
         when the partitions come back to this member (a crash)."""
         log.info(f"{self.group}.revoked", extra={"partitions": len(revoked)})
-        self._revoked_in_poll = True
         pending, self._pending = self._pending, None
         batch, self._batch = self._batch, Pending(self.metrics)
         try:
@@ -207,6 +205,7 @@ class SinkWorker:
         self._next_lag = self.clock.monotonic()
         self._pending, self._batch = None, Pending(self.metrics)
         self._consumer.subscribe(self.topics, self._on_assign, self._on_revoke)
+        self.metrics.group_partitions.labels(self.group).set(len(self.topics) * self.bus.partitions)
         writer = ThreadPoolExecutor(1, thread_name_prefix=f"{self.group}-writer")
         try:
             while True:
@@ -215,13 +214,9 @@ class SinkWorker:
                 got: list[Message] = []
                 if room > 0:
                     # Short polls while a write is in flight, to notice it end. A revoke
-                    # inside the poll stores and commits both batches and starts a new one.
-                    self._revoked_in_poll = False
+                    # inside the poll stores and commits both batches and starts a new one;
+                    # the poll returns nothing of the partitions it took away.
                     got = self._consumer.poll(room, 0.01 if self._pending else 0.1)
-                    if self._revoked_in_poll:
-                        # Messages fetched before the revoke came back with the poll; those
-                        # of partitions now elsewhere are read by the member they moved to.
-                        got = [m for m in got if (m.topic, m.partition) in self._assigned]
                     if self._reread:
                         self._rejoin()
                         continue
@@ -234,9 +229,6 @@ class SinkWorker:
                     self._next_lag = self.clock.monotonic() + LAG_EVERY_S
                     self.metrics.sample_lag(self.group, self._consumer.lag)
                     self.metrics.consumer_partitions.labels(self.group).set(len(self._assigned))
-                    self.metrics.group_partitions.labels(self.group).set(
-                        len(self.topics) * self.bus.partitions
-                    )
                 if self._pending is not None:
                     future, done = self._pending
                     if not future.done() and room > 0 and batch.messages:

@@ -124,7 +124,8 @@ def test_kafka_poll_returns_nothing_of_a_partition_revoked_during_it(
     """A revoke served inside `poll` leaves no message of the revoked partitions in what
     it returns (librdkafka drops the fetched ones): the member that gets a partition, or
     this one when it comes back, reads them from the commit, and the rollup would count
-    them twice. The rollup relies on this; the sink also filters them itself."""
+    them twice. The rollup and the sink rely on this; `test_kafka_groups` covers a revoke
+    served by the last of a poll's consume calls."""
     bus = kafka_bus(kafka_bootstrap, kafka_client_tuning)
     try:
         owners = [f"app-{i}" for i in range(40)]

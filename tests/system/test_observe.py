@@ -60,7 +60,7 @@ def test_each_role_serves_its_own_metrics_and_health(deployment: Deployment) -> 
         text = scrape(port)
         assert own[role] in text, (role, text)
         if role in ("rollup", "sink"):  # the one member of its group holds all of it
-            deadline = time.monotonic() + 15  # sampled with the lag, every 5 s
+            deadline = time.monotonic() + 30  # sampled with the lag, every 5 s
             while True:
                 whole = value(text, f'drainpipe_consumer_group_partitions{{group="{role}"}}')
                 held = value(text, f'drainpipe_consumer_partitions{{group="{role}"}}')

@@ -95,19 +95,28 @@ def _append_error(errors: list[KafkaError | None], err: KafkaError | None, _msg:
     errors.append(err)
 
 
+def split_settings(
+    extra: Mapping[str, str],
+) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+    """DRAINPIPE_KAFKA_CONFIG's settings by the clients they are for: (every client's,
+    consumers' only, producers' only). librdkafka warns about a consumer's setting given
+    to a producer, and the other way round."""
+    common = {k: v for k, v in extra.items() if k not in CONSUMER_ONLY | PRODUCER_ONLY}
+    consumer = {k: v for k, v in extra.items() if k in CONSUMER_ONLY}
+    producer = {k: v for k, v in extra.items() if k in PRODUCER_ONLY}
+    return common, consumer, producer
+
+
 def bad_setting(extra: Mapping[str, str]) -> str | None:
     """None if librdkafka takes every DRAINPIPE_KAFKA_CONFIG setting for the clients it
     goes to, else its complaint: a client of each kind is made with them (and no broker
     to talk to) and closed, at start, so a typo fails there rather than in whichever
     stage makes that kind of client first."""
-    common = {k: v for k, v in extra.items() if k not in CONSUMER_ONLY | PRODUCER_ONLY}
+    common, consumer, producer = split_settings(extra)
     base: dict[str, Any] = {"logger": _unheard, **common}
-    consumer = {**base, "group.id": "drainpipe-settings-check",
-                **{k: v for k, v in extra.items() if k in CONSUMER_ONLY}}  # fmt: skip
-    producer = {**base, **{k: v for k, v in extra.items() if k in PRODUCER_ONLY}}
     try:
-        confluent_kafka.Consumer(consumer).close()
-        confluent_kafka.Producer(producer).flush(0)
+        confluent_kafka.Consumer({**base, **consumer, "group.id": "settings-check"}).close()
+        confluent_kafka.Producer({**base, **producer}).flush(0)
     except KafkaException as exc:
         return _error_text(exc)
     return None
@@ -115,7 +124,7 @@ def bad_setting(extra: Mapping[str, str]) -> str | None:
 
 def reachable(bootstrap: str, extra: Mapping[str, str], timeout_s: float) -> str | None:
     """None if the brokers answer a metadata request within timeout_s, else why not."""
-    common = {k: v for k, v in extra.items() if k not in CONSUMER_ONLY | PRODUCER_ONLY}
+    common = split_settings(extra)[0]
     settings: dict[str, Any] = {"bootstrap.servers": bootstrap, "logger": _librdkafka_log,
                                 "error_cb": _on_client_error, **common}  # fmt: skip
     admin = AdminClient(settings)
@@ -154,9 +163,7 @@ class KafkaBus:
         self.prefix = topic_prefix
         self.timeout_s = timeout_s
         self.instance_id = instance_id
-        # DRAINPIPE_KAFKA_CONFIG's settings go to the clients they are for: librdkafka
-        # warns about a consumer's setting given to a producer, and the other way round.
-        common = {k: v for k, v in extra.items() if k not in CONSUMER_ONLY | PRODUCER_ONLY}
+        common, consumer_only, producer_only = split_settings(extra)
         self.config: dict[str, Any] = {
             "bootstrap.servers": bootstrap,
             "client.id": client_id,
@@ -164,14 +171,8 @@ class KafkaBus:
             "error_cb": _on_client_error,
             **common,
         }
-        self.consumer_config = {
-            **self.config,
-            **{k: v for k, v in extra.items() if k in CONSUMER_ONLY},
-        }
-        self.producer_config = {
-            **self.config,
-            **{k: v for k, v in extra.items() if k in PRODUCER_ONLY},
-        }
+        self.consumer_config = {**self.config, **consumer_only}
+        self.producer_config = {**self.config, **producer_only}
         self._clients: list[KafkaProducer | KafkaConsumer] = []
         self._pipe: _Pipe | None = None
         self._lock = threading.Lock()
