@@ -76,6 +76,11 @@ class Consumer(Protocol):
         member it moved to reads those)."""
         ...
 
+    def rewind(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """Read these assigned partitions again from these offsets: the next poll
+        returns nothing of them from before, nor anything it had fetched past them."""
+        ...
+
     def commit(self, positions: Mapping[TopicPartition, Position]) -> bool:
         """Store positions; False when the bus asks for them again later (a Kafka group
         in the middle of a rebalance), so the caller keeps them as not yet committed."""

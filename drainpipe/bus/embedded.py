@@ -360,6 +360,11 @@ class EmbeddedConsumer:
     def lag(self) -> int | None:
         return len(self._buffer) + max(0, self.bus.wal.end - self._pos)
 
+    def rewind(self, offsets: Mapping[TopicPartition, int]) -> None:
+        self._buffer = [m for m in self._buffer if (m.topic, m.partition) not in offsets]
+        self._next.update(offsets)
+        self._pos = min(self._pos, *(self.bus.wal.locate(tp, o) for tp, o in offsets.items()))
+
     def commit(self, positions: Mapping[TopicPartition, Position]) -> bool:
         self.bus.store_positions(self.group, positions)
         return True

@@ -136,7 +136,7 @@ class SinkWorker:
         self._assigned: set[TopicPartition] = set()
         self._committed: dict[TopicPartition, int] = {}  # offset, per assigned partition
         # A revoke dropped polled messages uncommitted: those of the partitions this
-        # member keeps are past its read position, so it rejoins to read them again.
+        # member keeps are behind its read position, so it reads them again.
         self._reread = False
 
     def _on_assign(self, assigned: Mapping[TopicPartition, Position]) -> None:
@@ -218,7 +218,10 @@ class SinkWorker:
                     # the poll returns nothing of the partitions it took away.
                     got = self._consumer.poll(room, 0.01 if self._pending else 0.1)
                     if self._reread:
-                        self._rejoin()
+                        # From the commit, as the partitions' new owners read theirs.
+                        self._reread = False
+                        self._batch = Pending(self.metrics)
+                        self._consumer.rewind({tp: self._committed[tp] for tp in self._assigned})
                         continue
                     batch = self._batch
                     batch.add(got)
@@ -240,7 +243,10 @@ class SinkWorker:
                     if outcome is Outcome.REJOIN:
                         # Kafka evicts a member that does not poll for max.poll.interval.ms;
                         # leave first and rejoin at the committed offset to retry the batch.
-                        self._rejoin()
+                        self._batch = Pending(self.metrics)  # read again from the commit
+                        self._consumer.close()
+                        self._consumer = self.bus.consumer(self.group)
+                        self._consumer.subscribe(self.topics, self._on_assign, self._on_revoke)
                         continue
                     self._commit(done.positions)
                 if batch.messages:
@@ -257,15 +263,6 @@ class SinkWorker:
             # out (a write cut short by stop, or an error) is replayed on the next start.
             self._pending, self._batch = None, Pending(self.metrics)
             self._consumer.close()
-
-    def _rejoin(self) -> None:
-        """Leave the group and join it again: what this member polled and did not store
-        is dropped, and every partition it gets is read again from its commit."""
-        self._batch = Pending(self.metrics)
-        self._reread = False
-        self._consumer.close()
-        self._consumer = self.bus.consumer(self.group)
-        self._consumer.subscribe(self.topics, self._on_assign, self._on_revoke)
 
     def _store(self, summaries: list[EncodedSummary], events: list[StoredEvent]) -> None:
         if summaries:

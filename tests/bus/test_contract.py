@@ -339,3 +339,16 @@ def test_lag_counts_what_is_left_to_read_also_from_a_commit(kit: BusKit) -> None
         assert left == len(records) - 1 - len(again._buffer)
     again.read(len(records) - 1)
     assert again.consumer.lag() == 0
+
+
+def test_rewind_reads_a_partition_again_from_an_offset(kit: BusKit) -> None:
+    bus = kit.open()
+    owner, pt = SERIES[0]
+    tp = (LOAD.topic, partition_for(partition_key(owner, pt), PARTITIONS))
+    bus.producer().send([record(LOAD.topic, owner, pt) for _ in range(4)]).result(timeout=20)
+    reader = Reader(bus, "again", [LOAD.topic])
+    first = reader.read(4)
+    reader.consumer.rewind({tp: first[1].offset})
+    assert [m.value for m in reader.read(3)] == [m.value for m in first[1:]]
+    reader.read_nothing()
+    reader.consumer.close()

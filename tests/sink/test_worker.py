@@ -24,6 +24,7 @@ from drainpipe.store.sqlite import SqliteStore
 from drainpipe.telemetry.metrics import SelfMetrics
 from tests.bus.test_contract import kafka_bus
 from tests.support import pg_cluster
+from tests.support.waiting import until
 
 T0 = 1_795_000_000_000 - 1_795_000_000_000 % MINUTE_MS
 
@@ -328,23 +329,18 @@ def test_a_member_that_gives_partitions_away_mid_failure_reads_the_kept_ones_aga
         assert store.tried.wait(30)  # the first write is failing and retried in place
         workers.append(SinkWorker(bus, store, SelfMetrics(), topics=(ROUTER.summary_topic,)))
         running.append(run(workers[1]))
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not all(w._assigned for w in workers):
-            time.sleep(0.05)
-        assert all(w._assigned for w in workers), "the partitions were not shared"
+        until(lambda: all(w._assigned for w in workers), "the partitions are shared")
         time.sleep(4.0)  # the first write gives up, uncommitted
         store.failing.clear()
-        got: list[int] = []
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            got = [
+
+        def stored() -> list[int]:
+            return [
                 len(store.read_summaries(f"app{a}", "router", T0, T0 + MINUTE_MS))
                 for a in range(40)
             ]
-            if got == [1] * 40:
-                break
-            time.sleep(0.1)
-        assert got == [1] * 40, f"{got.count(0)} of 40 summaries never stored"
+
+        until(lambda: stored() == [1] * 40, "every summary is stored",
+              detail=lambda: f"{stored().count(0)} of 40 summaries never stored")  # fmt: skip
     finally:
         for stop, _ in running:
             stop.set()

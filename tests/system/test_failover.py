@@ -18,6 +18,7 @@ from collections.abc import Callable
 from drainpipe.model import ROUTER, partition_for, partition_key
 from tests.support import drains, members
 from tests.support.roles import Deployment, Roles, wait_http
+from tests.support.waiting import until
 from tests.system.test_end_to_end import iso, points
 
 MIN = 60_000
@@ -96,17 +97,12 @@ def counted(api: drains.Server, app: dict[str, str], process_types: set[str]) ->
     return sum(p["total"] for (pt, _), p in pts.items() if pt in process_types)
 
 
-def wait_for(what: str, done: Callable[[], bool], roles: Roles) -> float:
-    """Seconds until done(); fails after HANG_S with the rollups' logs."""
-    started = time.monotonic()
-    while time.monotonic() - started < HANG_S:
-        if done():
-            return time.monotonic() - started
-        time.sleep(0.05)
-    raise AssertionError(
-        f"{what}: not within {HANG_S:g} s\n"
-        + "\n".join(roles.log(r)[-3000:] for r in ("rollup-a", "rollup-b", "rollup-a2"))
-    )
+def rollup_logs(roles: Roles) -> str:
+    """The rollups' log tails, for a failed wait."""
+    return "\n".join(
+        roles.log(name)[-3000:] for name in ("rollup-a", "rollup-b", "rollup-a2")
+        if (roles.tmp / f"{name}.log").exists()
+    )  # fmt: skip
 
 
 def test_a_killed_rollup_member_s_partitions_are_read_again_and_nothing_is_lost(
@@ -129,11 +125,14 @@ def test_a_killed_rollup_member_s_partitions_are_read_again_and_nothing_is_lost(
     )
     for server in (ingress, api):
         wait_http(server.url, roles)
-    wait_for(
-        "the two members share the partitions",
-        lambda: members.holding(logs["rollup-a"]) == members.holding(logs["rollup-b"]) == RAW // 2,
-        roles,
-    )
+
+    def wait(condition: Callable[[], bool], what: str) -> None:
+        until(condition, what, HANG_S, lambda: rollup_logs(roles))
+
+    def halves(a: str, b: str) -> bool:
+        return members.holding(logs[a]) == members.holding(logs[b]) == RAW // 2
+
+    wait(lambda: halves("rollup-a", "rollup-b"), "the two members share the partitions")
     traffic = Traffic(ingress, app["drain_secret"], sorted(by_pt))
     try:
         # Kill the member that reads a router partition (one of them does, both may).
@@ -149,26 +148,18 @@ def test_a_killed_rollup_member_s_partitions_are_read_again_and_nothing_is_lost(
         time.sleep(0.5)
         owed = traffic.acked_of(orphaned)  # lines the dead member's partitions must show
 
-        wait_for("the survivor holds every partition",
-                 lambda: members.holding(logs[survivor]) == RAW, roles)  # fmt: skip
+        wait(lambda: members.holding(logs[survivor]) == RAW, "the survivor holds every partition")
         after = [c for c in members.changes(logs[survivor]) if c.at >= killed_at - 0.2]
         takeover_s = after[-1].at - killed_at
         # Cooperative assignment: the survivor never let go of its own partitions.
         assert all(c.held >= held[survivor] for c in after), after
-        wait_for("lines sent after the kill are counted",
-                 lambda: counted(api, app, orphaned) >= owed, roles)  # fmt: skip
+        wait(lambda: counted(api, app, orphaned) >= owed, "lines sent after the kill are counted")
         counted_s = time.time() - killed_at
 
         # A new member takes half back; the survivor keeps the rest meanwhile.
         started = time.time()
         roles.start("rollup", "--port", str(drains.free_port()), name="rollup-a2")
-        wait_for(
-            "the restarted member takes its share",
-            lambda: (
-                members.holding(logs["rollup-a2"]) == members.holding(logs[survivor]) == RAW // 2
-            ),
-            roles,
-        )
+        wait(lambda: halves("rollup-a2", survivor), "the restarted member takes its share")
         rejoin_s = members.changes(logs["rollup-a2"])[-1].at - started
         # The survivor kept the half it still holds through both rebalances of the join.
         kept = members.changes(logs[survivor])[-1].held
@@ -181,8 +172,7 @@ def test_a_killed_rollup_member_s_partitions_are_read_again_and_nothing_is_lost(
                         ("rejoin_s", rejoin_s)):  # fmt: skip
         record_property(name, round(value, 1))
     total = sum(len(v) for v in expected.values())
-    wait_for("every line is counted",
-             lambda: counted(api, app, set(by_pt)) >= total, roles)  # fmt: skip
+    wait(lambda: counted(api, app, set(by_pt)) >= total, "every line is counted")
     time.sleep(1.0)  # anything counted twice would show up now
     start = min(m for _, m in expected) - MIN
     end = max(m for _, m in expected) + 2 * MIN

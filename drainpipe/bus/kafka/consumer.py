@@ -274,6 +274,17 @@ class KafkaConsumer:
         name = self._names[topic] = self._bus.logical(topic)
         return name
 
+    def rewind(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """Seek each partition back (librdkafka drops what it had fetched of it)."""
+        for (topic, partition), offset in offsets.items():
+            try:
+                self._consumer.seek(KafkaPartition(self._bus.topic(topic), partition, offset))
+            except KafkaException as exc:
+                raise BusUnavailable(
+                    f"group {self._group_id}: cannot read {topic}[{partition}] again from "
+                    f"offset {offset}: {_error_text(exc)}"
+                ) from exc
+
     # -- committing -------------------------------------------------------------------
     def commit(self, positions: Mapping[TopicPartition, Position]) -> bool:
         """Store positions: metadata records first, then the group's offsets (see
